@@ -1,0 +1,49 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "quixd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "QuixKafka", targets: ["QuixKafka"]),
+        .executable(name: "quixd", targets: ["quixd"]),
+    ],
+    dependencies: [
+        // Command line parsing for quixd's subcommands (--help, version, broker, ...).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The logging API every library and handler in the Swift server ecosystem shares.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CRdKafka", pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(
+            name: "CLMDB", pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]),
+        .target(
+            name: "QuixKafka",
+            dependencies: [
+                "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "quixd",
+            dependencies: [
+                "QuixKafka",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "QuixKafkaTests",
+            dependencies: ["QuixKafka", "quixd"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
+
+for target in package.targets where [.regular, .executable, .test].contains(target.type) {
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ]
+}

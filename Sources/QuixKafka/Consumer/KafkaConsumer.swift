@@ -1,0 +1,482 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// A Kafka consumer over librdkafka's high-level (group) consumer.
+///
+/// Threading model: one thread of ours per consumer (`quix-consumer`) owns the consumer queue.
+/// It takes up to `maxBatch` messages per `rd_kafka_consume_batch_queue` call, copies each
+/// batch's keys and values into one buffer, destroys the librdkafka messages at once, and hands
+/// the batch to `events`, a bounded buffer the application iterates with `for await`. The same
+/// thread serves librdkafka's callbacks: rebalances (so `.assigned`, `.revoked` and `.lost`
+/// take their place in `events` before any later batch), errors and partition ends. Nothing of
+/// librdkafka blocks a thread of Swift concurrency's cooperative pool: blocking calls (commit,
+/// committed, seek, watermarks) run on threads of their own, the rest return at once.
+///
+/// Backpressure: when the application falls `maxBufferedMessages` behind, the poll thread pauses
+/// every assigned partition and keeps serving callbacks (so rebalances and the poll interval go
+/// on); it resumes them when the application has drained half. librdkafka's prefetch
+/// (`prefetchKilobytes`) is the only other buffer.
+///
+/// Offsets: nothing is stored automatically. Call `storeOffsets` with `message.nextOffset` once a
+/// message's effects are durable; auto-commit (or `commit()`) sends what is stored. A revoked
+/// partition's queued messages are dropped and never delivered, so work is not done twice by two
+/// members.
+public final class KafkaConsumer: Sendable {
+    /// Everything the consumer has to say, in order. Iterate it from one task.
+    public let events: ConsumerEvents
+    private let core: ConsumerCore
+
+    public init(settings: ConsumerSettings, logger: Logger = Logger(label: "quixd.kafka.consumer")) throws(KafkaError) {
+        try settings.validate()
+        core = try ConsumerCore(settings: settings, logger: logger)
+        events = ConsumerEvents(buffer: core.buffer)
+        let core = core
+        let thread = Thread { core.pollUntilClosed() }
+        thread.name = "quix-consumer"
+        thread.start()
+    }
+
+    deinit { core.requestClose() }
+
+    /// Joins the group and subscribes to `topics`; partitions arrive as `.assigned` events.
+    public func subscribe(_ topics: [String]) throws(KafkaError) {
+        guard core.settings.group != nil else {
+            throw KafkaError(code: .invalidArgument, detail: "subscribe needs a consumer group; use assign without one")
+        }
+        guard !topics.isEmpty, !topics.contains(where: \.isEmpty) else {
+            throw KafkaError(code: .invalidArgument, detail: "subscribe: topic names must be non-empty, found \(topics)")
+        }
+        let list = PartitionList(topics.map { TopicPartition($0, RD_KAFKA_PARTITION_UA) })
+        try KafkaError.check(rd_kafka_subscribe(core.raw.handle, list.handle), "subscribe to \(topics)")
+    }
+
+    /// Reads exactly these partitions from these offsets (or `KafkaOffset.beginning`, `.end`,
+    /// `.stored`), outside group management.
+    public func assign(_ offsets: [TopicPartitionOffset]) throws(KafkaError) {
+        guard !offsets.contains(where: { $0.topic.isEmpty }) else {
+            throw KafkaError(code: .invalidArgument, detail: "assign: topic names must be non-empty")
+        }
+        let list = PartitionList(offsets)
+        try KafkaError.check(rd_kafka_assign(core.raw.handle, list.handle), "assign \(offsets)")
+    }
+
+    /// The partitions assigned to this member now.
+    public func assignment() throws(KafkaError) -> [TopicPartition] {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        try KafkaError.check(rd_kafka_assignment(core.raw.handle, &list), "assignment")
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        return PartitionList.partitions(of: list!)
+    }
+
+    /// Marks offsets (next offset to read: last processed + 1) as ready to commit.
+    /// Fails with `_STATE` for a partition that is no longer assigned.
+    public func storeOffsets(_ offsets: [TopicPartitionOffset]) throws(KafkaError) {
+        let list = PartitionList(offsets)
+        try KafkaError.check(rd_kafka_offsets_store(core.raw.handle, list.handle), "store offsets")
+        if let error = list.firstError { throw error }
+    }
+
+    /// Commits `offsets`, or every stored offset when `nil`, and waits for the broker's answer.
+    public func commit(_ offsets: [TopicPartitionOffset]? = nil) async throws(KafkaError) {
+        let raw = core.raw
+        try await runBlocking("commit") { () throws(KafkaError) in
+            guard let offsets else {
+                let err = rd_kafka_commit(raw.handle, nil, 0)
+                guard err != RD_KAFKA_RESP_ERR__NO_OFFSET else { return }  // nothing new was stored
+                return try KafkaError.check(err, "commit")
+            }
+            let list = PartitionList(offsets)
+            try KafkaError.check(rd_kafka_commit(raw.handle, list.handle, 0), "commit \(offsets)")
+            if let error = list.firstError { throw error }
+        }
+    }
+
+    /// Sends a commit of every stored offset without waiting for the answer.
+    public func commitInBackground() throws(KafkaError) {
+        let err = rd_kafka_commit(core.raw.handle, nil, 1)
+        guard err != RD_KAFKA_RESP_ERR__NO_OFFSET else { return }
+        try KafkaError.check(err, "commit")
+    }
+
+    /// The group's committed offsets for `partitions` (`KafkaOffset.invalid` where none).
+    public func committed(_ partitions: [TopicPartition], timeout: Duration = .seconds(10)) async throws(KafkaError)
+        -> [TopicPartitionOffset]
+    {
+        let raw = core.raw
+        return try await runBlocking("committed") { () throws(KafkaError) in
+            let list = PartitionList(partitions)
+            try KafkaError.check(rd_kafka_committed(raw.handle, list.handle, timeout.timeoutMilliseconds), "committed")
+            if let error = list.firstError { throw error }
+            return list.offsets
+        }
+    }
+
+    /// The offset of the next message the application will receive, per partition.
+    public func position(_ partitions: [TopicPartition]) throws(KafkaError) -> [TopicPartitionOffset] {
+        let list = PartitionList(partitions)
+        try KafkaError.check(rd_kafka_position(core.raw.handle, list.handle), "position")
+        return list.offsets
+    }
+
+    /// Moves assigned partitions to new offsets; their next messages come from there.
+    public func seek(_ offsets: [TopicPartitionOffset], timeout: Duration = .seconds(10)) async throws(KafkaError) {
+        let raw = core.raw
+        try await runBlocking("seek") { () throws(KafkaError) in
+            let list = PartitionList(offsets)
+            try KafkaError.check(rd_kafka_seek_partitions(raw.handle, list.handle, timeout.timeoutMilliseconds), "seek")
+            if let error = list.firstError { throw error }
+        }
+    }
+
+    /// Stops fetching `partitions` until `resume`; they stay assigned.
+    public func pause(_ partitions: [TopicPartition]) throws(KafkaError) {
+        core.control.withLock { $0.userPaused.formUnion(partitions) }
+        let list = PartitionList(partitions)
+        try KafkaError.check(rd_kafka_pause_partitions(core.raw.handle, list.handle), "pause")
+        if let error = list.firstError { throw error }
+    }
+
+    public func resume(_ partitions: [TopicPartition]) throws(KafkaError) {
+        let fetching = core.control.withLock { control in
+            control.userPaused.subtract(partitions)
+            return !control.backpressurePaused
+        }
+        guard fetching else { return }  // the poll thread resumes them when the application catches up
+        let list = PartitionList(partitions)
+        try KafkaError.check(rd_kafka_resume_partitions(core.raw.handle, list.handle), "resume")
+        if let error = list.firstError { throw error }
+    }
+
+    /// The low and high watermark offsets of a partition, asked of its leader.
+    public func watermarks(_ partition: TopicPartition, timeout: Duration = .seconds(10)) async throws(KafkaError)
+        -> (low: Int64, high: Int64)
+    {
+        let raw = core.raw
+        return try await runBlocking("watermarks") { () throws(KafkaError) -> (low: Int64, high: Int64) in
+            var low: Int64 = 0
+            var high: Int64 = 0
+            try KafkaError.check(
+                rd_kafka_query_watermark_offsets(
+                    raw.handle, partition.topic, partition.partition, &low, &high, timeout.timeoutMilliseconds),
+                "watermarks of \(partition)")
+            return (low, high)
+        }
+    }
+
+    /// The group's identity and generation, for `KafkaProducer.sendOffsetsToTransaction`.
+    public func groupMetadata() throws(KafkaError) -> ConsumerGroupMetadata {
+        guard let handle = rd_kafka_consumer_group_metadata(core.raw.handle) else {
+            throw KafkaError(code: .invalidArgument, detail: "the consumer has no group metadata")
+        }
+        return ConsumerGroupMetadata(handle: handle)
+    }
+
+    /// Leaves the group cleanly: revokes the assignment (a final `.revoked` event), commits what
+    /// auto-commit has stored, sends LeaveGroup, and ends `events`.
+    public func close() async {
+        await core.close()
+    }
+}
+
+/// The consumer's events as an `AsyncSequence`, consumed by a single iterator.
+public struct ConsumerEvents: AsyncSequence, Sendable {
+    public typealias Element = ConsumerEvent
+    let buffer: EventBuffer
+
+    public func makeAsyncIterator() -> Iterator { Iterator(buffer: buffer) }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let buffer: EventBuffer
+        public mutating func next() async -> ConsumerEvent? { await buffer.next() }
+    }
+}
+
+/// State shared by the public consumer, its poll thread and the rebalance callback.
+final class ConsumerControl: Sendable {
+    struct State {
+        var closeRequested = false
+        var closing = false
+        var closed = false
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
+        var backpressurePaused = false
+        var userPaused: Set<TopicPartition> = []
+    }
+
+    private let state = Mutex(State())
+
+    func withLock<T>(_ body: (inout State) -> T) -> T {
+        state.withLock { body(&$0) }
+    }
+}
+
+final class ConsumerCore: Sendable {
+    let settings: ConsumerSettings
+    let raw: RawClient
+    let buffer: EventBuffer
+    let control: ConsumerControl
+    /// The consumer queue (`rd_kafka_queue_get_consumer`); destroyed before the client.
+    private nonisolated(unsafe) let queue: OpaquePointer
+    private let logger: Logger
+
+    init(settings: ConsumerSettings, logger: Logger) throws(KafkaError) {
+        self.settings = settings
+        self.logger = logger
+        let buffer = EventBuffer()
+        let control = ConsumerControl()
+        self.buffer = buffer
+        self.control = control
+        let callbacks = ClientCallbacks(
+            logger: logger,
+            onError: { error in
+                logger.warning("consumer error", metadata: ["error": "\(error)"])
+                buffer.push(.error(error))
+            },
+            onRebalance: { rk, err, list in
+                Self.rebalance(rk, err, list, buffer: buffer, control: control, settings: settings, logger: logger)
+            })
+        raw = try RawClient(RD_KAFKA_CONSUMER, properties: settings.properties(), callbacks: callbacks) { conf in
+            rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
+        }
+        // Route every event of the client (errors, rebalances, logs stay on their own) to the consumer queue.
+        rd_kafka_poll_set_consumer(raw.handle)
+        queue = rd_kafka_queue_get_consumer(raw.handle)
+    }
+
+    deinit { rd_kafka_queue_destroy(queue) }
+
+    func requestClose() {
+        control.withLock { $0.closeRequested = true }
+    }
+
+    func close() async {
+        await withCheckedContinuation { continuation in
+            let done = control.withLock { control in
+                control.closeRequested = true
+                if control.closed { return true }
+                control.closeWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    /// The body of the poll thread.
+    func pollUntilClosed() {
+        var slots = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: settings.maxBatch)
+        var batcher = BatchBuilder()
+        while !control.withLock({ $0.closeRequested }) {
+            let paused = applyBackpressure()
+            let count = slots.withUnsafeMutableBufferPointer { slots in
+                rd_kafka_consume_batch_queue(queue, paused ? 10 : 100, slots.baseAddress, slots.count)
+            }
+            if count < 0 {
+                // rd_kafka_last_error is thread-local: read it here, in the call's own thread.
+                if let error = KafkaError.from(rd_kafka_last_error()) { buffer.push(.error(error)) }
+                continue
+            }
+            guard count > 0 else { continue }
+            for event in batcher.events(from: slots[0..<count]) { buffer.push(event) }
+        }
+        control.withLock { $0.closing = true }
+        let err = rd_kafka_consumer_close(raw.handle)  // revokes (serving the rebalance callback here), commits, leaves
+        if let error = KafkaError.from(err) {
+            logger.warning("consumer close reported an error", metadata: ["error": "\(error)"])
+        }
+        buffer.finish()
+        let waiters = control.withLock { control in
+            control.closed = true
+            defer { control.closeWaiters.removeAll() }
+            return control.closeWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Pauses all assigned partitions while the application is `maxBufferedMessages` behind and
+    /// resumes them once it has drained half. Returns whether fetching is paused.
+    private func applyBackpressure() -> Bool {
+        let buffered = buffer.messageCount()
+        let paused = control.withLock { $0.backpressurePaused }
+        if !paused && buffered >= settings.maxBufferedMessages {
+            control.withLock { $0.backpressurePaused = true }
+            setFetching(false, except: [])
+            logger.debug("application behind; pausing fetch", metadata: ["buffered": "\(buffered)"])
+            return true
+        }
+        if paused && buffered <= settings.maxBufferedMessages / 2 {
+            let userPaused = control.withLock { control in
+                control.backpressurePaused = false
+                return control.userPaused
+            }
+            setFetching(true, except: userPaused)
+            return false
+        }
+        return paused
+    }
+
+    private func setFetching(_ fetching: Bool, except excluded: Set<TopicPartition>) {
+        var current: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(raw.handle, &current) == RD_KAFKA_RESP_ERR_NO_ERROR, let current else { return }
+        defer { rd_kafka_topic_partition_list_destroy(current) }
+        let partitions = PartitionList.partitions(of: current).filter { !excluded.contains($0) }
+        guard !partitions.isEmpty else { return }
+        let list = PartitionList(partitions)
+        _ = fetching ? rd_kafka_resume_partitions(raw.handle, list.handle) : rd_kafka_pause_partitions(raw.handle, list.handle)
+    }
+
+    /// Runs on the poll thread, inside `rd_kafka_consume_batch_queue` or `rd_kafka_consumer_close`.
+    private static func rebalance(
+        _ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
+        buffer: EventBuffer, control: ConsumerControl, settings: ConsumerSettings, logger: Logger
+    ) {
+        let partitions = PartitionList.partitions(of: list)
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            let error =
+                cooperative
+                ? KafkaError.consuming(rd_kafka_incremental_assign(rk, list))
+                : KafkaError.from(rd_kafka_assign(rk, list))
+            if let error {
+                logger.error("assigning partitions failed", metadata: ["error": "\(error)"])
+                buffer.push(.error(error))
+            }
+            if control.withLock({ $0.backpressurePaused }) { rd_kafka_pause_partitions(rk, list) }
+            logger.debug("partitions assigned", metadata: ["partitions": "\(partitions)"])
+            buffer.push(.assigned(partitions))
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            let lost = rd_kafka_assignment_lost(rk) != 0
+            buffer.discardMessages(of: Set(partitions))
+            let sequence = buffer.push(lost ? .lost(partitions) : .revoked(partitions))
+            let closing = control.withLock { $0.closing }
+            if !lost && !closing && !buffer.waitUntilHandled(sequence, timeout: settings.revocationTimeout) {
+                logger.warning(
+                    "the application did not move past a revocation in time; handing the partitions over",
+                    metadata: ["partitions": "\(partitions)"])
+            }
+            control.withLock { $0.userPaused.subtract(partitions) }
+            logger.debug("partitions revoked", metadata: ["partitions": "\(partitions)", "lost": "\(lost)"])
+            if cooperative {
+                if let error = KafkaError.consuming(rd_kafka_incremental_unassign(rk, list)) {
+                    logger.error("unassigning partitions failed", metadata: ["error": "\(error)"])
+                }
+            } else {
+                rd_kafka_assign(rk, nil)
+            }
+        default:
+            let error = KafkaError.from(err) ?? KafkaError(code: .broker, detail: "rebalance failed")
+            logger.error("rebalance failed", metadata: ["error": "\(error)"])
+            buffer.push(.error(error))
+            rd_kafka_assign(rk, nil)
+        }
+    }
+}
+
+private func rebalanceCallback(
+    _ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t,
+    _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, _ opaque: UnsafeMutableRawPointer?
+) {
+    guard let rk, let list, let callbacks = ClientCallbacks.of(rk), let onRebalance = callbacks.onRebalance else { return }
+    onRebalance(rk, err, list)
+}
+
+/// Turns librdkafka messages into events, copying keys, values and headers into one buffer per
+/// batch and destroying the librdkafka messages. Lives on the poll thread.
+struct BatchBuilder {
+    private struct Record {
+        var topic: String
+        var partition: Int32
+        var offset: Int64
+        var timestamp: Int64?
+        var key: Range<Int>?
+        var value: Range<Int>?
+        var headers: [KafkaHeader]
+    }
+
+    private var topicNames: [OpaquePointer: String] = [:]
+    private var records: [Record] = []
+
+    mutating func events(from slots: ArraySlice<UnsafeMutablePointer<rd_kafka_message_t>?>) -> [ConsumerEvent] {
+        var events: [ConsumerEvent] = []
+        var storage: [UInt8] = []
+        storage.reserveCapacity(slots.reduce(0) { $0 + ($1.map { $0.pointee.len + $0.pointee.key_len } ?? 0) })
+        for slot in slots {
+            guard let message = slot else { continue }
+            defer { rd_kafka_message_destroy(message) }
+            let record = message.pointee
+            let topic = topicName(record.rkt)
+            guard record.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                finishBatch(storage: &storage, into: &events)
+                if record.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                    events.append(.partitionEnd(TopicPartitionOffset(topic, record.partition, offset: record.offset)))
+                } else {
+                    let text = rd_kafka_message_errstr(message).map { String(cString: $0) }
+                    var error = KafkaError.from(record.err, detail: text)!
+                    error.detail = "\(topic)[\(record.partition)]: \(error.detail)"
+                    events.append(.error(error))
+                }
+                continue
+            }
+            var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+            let timestamp = rd_kafka_message_timestamp(message, &timestampType)
+            records.append(
+                Record(
+                    topic: topic, partition: record.partition, offset: record.offset,
+                    timestamp: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp,
+                    key: Self.append(record.key, record.key_len, to: &storage),
+                    value: Self.append(record.payload, record.len, to: &storage),
+                    headers: Self.headers(of: message)))
+        }
+        finishBatch(storage: &storage, into: &events)
+        return events
+    }
+
+    private mutating func finishBatch(storage: inout [UInt8], into events: inout [ConsumerEvent]) {
+        guard !records.isEmpty else { return }
+        let bytes = storage
+        events.append(
+            .messages(
+                records.map { record in
+                    KafkaMessage(
+                        topic: record.topic, partition: record.partition, offset: record.offset,
+                        timestampMilliseconds: record.timestamp, key: record.key.map { bytes[$0] },
+                        value: record.value.map { bytes[$0] }, headers: record.headers)
+                }))
+        records.removeAll(keepingCapacity: true)
+        storage = []
+    }
+
+    private mutating func topicName(_ rkt: OpaquePointer?) -> String {
+        guard let rkt else { return "" }
+        if let name = topicNames[rkt] { return name }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        topicNames[rkt] = name
+        return name
+    }
+
+    private static func append(_ pointer: UnsafeMutableRawPointer?, _ count: Int, to storage: inout [UInt8]) -> Range<Int>? {
+        guard let pointer else { return nil }
+        let start = storage.count
+        storage.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: count))
+        return start..<storage.count
+    }
+
+    private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
+        var list: OpaquePointer?
+        guard rd_kafka_message_headers(message, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
+        var headers: [KafkaHeader] = []
+        var index = 0
+        var name: UnsafePointer<CChar>?
+        var value: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(list, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            headers.append(
+                KafkaHeader(
+                    name.map { String(cString: $0) } ?? "",
+                    value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
+            index += 1
+        }
+        return headers
+    }
+}
