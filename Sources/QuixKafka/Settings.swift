@@ -79,6 +79,9 @@ public struct ProducerSettings: Sendable, Hashable {
     public var compression = "none"
     /// Set to use transactions (`initTransactions` and the rest).
     public var transactionalID: String?
+    /// A transaction not committed in this time is aborted by the broker. With transactions,
+    /// `messageTimeout` is capped at this value, as librdkafka requires.
+    public var transactionTimeout: Duration = .seconds(60)
     /// Largest message the producer accepts (`message.max.bytes`).
     public var maxMessageBytes = 1_000_000
 
@@ -98,10 +101,14 @@ public struct ProducerSettings: Sendable, Hashable {
         properties["linger.ms"] = String(linger.milliseconds)
         properties["queue.buffering.max.messages"] = String(queueMaxMessages)
         properties["queue.buffering.max.kbytes"] = String(queueMaxKilobytes)
-        properties["message.timeout.ms"] = String(messageTimeout.milliseconds)
+        properties["message.timeout.ms"] = String(
+            transactionalID == nil ? messageTimeout.milliseconds : min(messageTimeout, transactionTimeout).milliseconds)
         properties["compression.codec"] = compression
         properties["message.max.bytes"] = String(maxMessageBytes)
-        properties["transactional.id"] = transactionalID
+        if let transactionalID {
+            properties["transactional.id"] = transactionalID
+            properties["transaction.timeout.ms"] = String(transactionTimeout.milliseconds)
+        }
         properties.merge(client.librdkafka) { _, override in override }
         return properties
     }

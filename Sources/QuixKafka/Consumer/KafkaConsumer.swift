@@ -165,6 +165,10 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// Messages received from librdkafka and not yet taken from `events` (for metrics; bounded
+    /// by `maxBufferedMessages` plus what was already prefetched when fetching paused).
+    public var bufferedMessages: Int { core.buffer.messageCount() }
+
     /// The group's identity and generation, for `KafkaProducer.sendOffsetsToTransaction`.
     public func groupMetadata() throws(KafkaError) -> ConsumerGroupMetadata {
         guard let handle = rd_kafka_consumer_group_metadata(core.raw.handle) else {
