@@ -34,6 +34,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // Benchmarks are executables of this package (a separate package could not name this one:
+        // a path dependency's identity is the folder name of the clone). Run them with the scripts
+        // beside them; they are never run by the tests.
+        .executableTarget(
+            name: "KafkaThroughput",
+            dependencies: ["QuixKafka"],
+            path: "Benchmarks/KafkaThroughput"),
         .testTarget(
             name: "QuixKafkaTests",
             dependencies: ["QuixKafka", "quixd"]),

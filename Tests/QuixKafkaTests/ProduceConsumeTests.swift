@@ -42,6 +42,29 @@ struct ProduceConsumeTests {
         #expect(nextSequence.values.allSatisfy { $0 == total / keys })
     }
 
+    @Test("tagged sends report to the producer's handler with their tag, topic, partition and offset")
+    func taggedDeliveryReports() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        let topic = uniqueTopic()
+        try cluster.createTopic(topic, partitions: 3)
+        let reports = Shared([UInt64: DeliveryReport]())
+        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers])) { report in
+            reports.update { $0[report.tag!] = report }
+        }
+        let big: UInt64 = 1 << 62
+        for index in 0..<1_000 {
+            try await producer.send(OutgoingMessage(topic: topic, value: bytes("\(index)"), partition: Int32(index % 3)), tag: big + UInt64(index))
+        }
+        try await producer.flush()
+        let received = reports.value
+        #expect(Set(received.keys) == Set((0..<1_000).map { big + UInt64($0) }))
+        #expect(received.values.allSatisfy { $0.isDelivered && $0.topic == topic })
+        for partition in 0..<3 {
+            let offsets = received.filter { Int($0.key - big) % 3 == partition }.map(\.value.offset).sorted()
+            #expect(offsets == Array(0..<Int64(offsets.count)), "partition \(partition)")
+        }
+    }
+
     @Test("headers, an empty value and a tombstone survive the round trip")
     func recordShapesRoundTrip() async throws {
         let cluster = try MockCluster(brokers: 1)

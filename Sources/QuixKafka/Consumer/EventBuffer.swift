@@ -80,6 +80,7 @@ final class EventBuffer: @unchecked Sendable {
         receiver?.resume(returning: nil)
     }
 
+    nonisolated(nonsending)
     func next() async -> ConsumerEvent? {
         enum Taken { case event(ConsumerEvent), end, wait }
         let taken: Taken = condition.withLock {

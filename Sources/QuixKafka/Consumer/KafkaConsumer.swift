@@ -194,6 +194,11 @@ public struct ConsumerEvents: AsyncSequence, Sendable {
     public struct Iterator: AsyncIteratorProtocol {
         let buffer: EventBuffer
         public mutating func next() async -> ConsumerEvent? { await buffer.next() }
+
+        /// Runs on the iterating task's executor: no hop per event.
+        public mutating func next(isolation actor: isolated (any Actor)?) async -> ConsumerEvent? {
+            await buffer.next()
+        }
     }
 }
 
@@ -273,7 +278,7 @@ final class ConsumerCore: Sendable {
         while !control.withLock({ $0.closeRequested }) {
             let paused = applyBackpressure()
             let count = slots.withUnsafeMutableBufferPointer { slots in
-                rd_kafka_consume_batch_queue(queue, paused ? 10 : 100, slots.baseAddress, slots.count)
+                takeBatch(into: slots, waitMilliseconds: paused ? 10 : 100)
             }
             if count < 0 {
                 // rd_kafka_last_error is thread-local: read it here, in the call's own thread.
@@ -295,6 +300,21 @@ final class ConsumerCore: Sendable {
             return control.closeWaiters
         }
         for waiter in waiters { waiter.resume() }
+    }
+
+    /// Takes up to `slots.count` messages: whatever is ready at once, or, when nothing is, waits up
+    /// to `waitMilliseconds` for the first and then takes what followed it. (librdkafka 2.0's
+    /// `rd_kafka_consume_batch_queue` waits until the batch is full or the timeout passes, which
+    /// would add up to the whole timeout of latency to every partly filled batch.)
+    private func takeBatch(
+        into slots: UnsafeMutableBufferPointer<UnsafeMutablePointer<rd_kafka_message_t>?>, waitMilliseconds: Int32
+    ) -> Int {
+        let ready = rd_kafka_consume_batch_queue(queue, 0, slots.baseAddress, slots.count)
+        guard ready == 0 else { return ready }
+        let first = rd_kafka_consume_batch_queue(queue, waitMilliseconds, slots.baseAddress, 1)
+        guard first == 1, slots.count > 1 else { return first }
+        let rest = rd_kafka_consume_batch_queue(queue, 0, slots.baseAddress! + 1, slots.count - 1)
+        return rest < 0 ? 1 : 1 + rest
     }
 
     /// Pauses all assigned partitions while the application is `maxBufferedMessages` behind and

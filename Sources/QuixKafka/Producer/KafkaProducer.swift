@@ -10,15 +10,24 @@ import Synchronization
 /// `queueMaxKilobytes`), `send` suspends until delivery reports have freed room: nothing is
 /// dropped and no thread of the cooperative pool blocks.
 ///
+/// Delivery reports come in two ways. The fast one: a handler for the whole producer
+/// (`onDelivery` in `init`) and a 63-bit `tag` per message (`send(_:tag:)`), which travels in
+/// librdkafka's message opaque without any allocation, as a checkpoint tracker wants. The
+/// convenient one: a closure per message (`send(_:onDelivery:)`), or `deliver` to await it.
+///
 /// Threading: one thread of ours (`quix-producer`) serves librdkafka's main queue
 /// (`rd_kafka_poll`), so delivery handlers run on it (or on the thread of a `flush`, which serves
 /// the same queue). Handlers must be quick and must not block.
 public final class KafkaProducer: Sendable {
     private let core: ProducerCore
 
-    public init(settings: ProducerSettings, logger: Logger = Logger(label: "quixd.kafka.producer")) throws(KafkaError) {
+    /// - Parameter onDelivery: receives the report of every message sent with `send(_:tag:)`.
+    public init(
+        settings: ProducerSettings, logger: Logger = Logger(label: "quixd.kafka.producer"),
+        onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil
+    ) throws(KafkaError) {
         try settings.client.validate()
-        core = try ProducerCore(settings: settings, logger: logger)
+        core = try ProducerCore(settings: settings, logger: logger, onDelivery: onDelivery)
         let core = core
         let thread = Thread { core.serveDeliveryReports() }
         thread.name = "quix-producer"
@@ -27,15 +36,38 @@ public final class KafkaProducer: Sendable {
 
     deinit { core.stop() }
 
-    /// Queues `message` for delivery. `onDelivery`, if given, is called once with the broker's answer.
+    /// Queues `message` for delivery; the producer's `onDelivery` handler gets its report with `tag`.
     /// Throws only for what cannot be retried here (unknown topic name, message too large, a
     /// fatal producer error, a closed producer); a full queue makes it wait instead.
+    ///
+    /// `nonisolated(nonsending)`: it runs on the caller's executor, so a caller on an actor
+    /// does not hop to the global executor and back for every message.
+    /// - Parameter tag: any value below 2^63, e.g. an index into the caller's in-flight table.
+    nonisolated(nonsending)
+    public func send(_ message: OutgoingMessage, tag: UInt64 = 0) async throws(KafkaError) {
+        precondition(tag < 1 << 63, "delivery tags are 63 bits")
+        try await enqueue(message, opaque: UnsafeMutableRawPointer(bitPattern: UInt(tag << 1 | 1)))
+    }
+
+    /// Queues `message` for delivery; `onDelivery`, if given, is called once with its report.
+    nonisolated(nonsending)
     public func send(
-        _ message: OutgoingMessage, onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil
+        _ message: OutgoingMessage, onDelivery: (@Sendable (DeliveryReport) -> Void)?
     ) async throws(KafkaError) {
+        let context = onDelivery.map { Unmanaged.passRetained(DeliveryContext(topic: message.topic, handler: $0)) }
+        do {
+            try await enqueue(message, opaque: context?.toOpaque())
+        } catch {
+            context?.release()  // librdkafka refused the message and never calls back for it
+            throw error
+        }
+    }
+
+    nonisolated(nonsending)
+    private func enqueue(_ message: OutgoingMessage, opaque: UnsafeMutableRawPointer?) async throws(KafkaError) {
         while true {
             let generation = core.generation
-            switch try core.enqueue(message, onDelivery: onDelivery) {
+            switch try core.enqueue(message, opaque: opaque) {
             case .queued: return
             case .queueFull: await core.waitForRoom(after: generation)
             }
@@ -46,6 +78,7 @@ public final class KafkaProducer: Sendable {
     /// - Returns: the report of a stored message.
     /// - Throws: the delivery error when the broker did not store it.
     @discardableResult
+    nonisolated(nonsending)
     public func deliver(_ message: OutgoingMessage) async throws(KafkaError) -> DeliveryReport {
         let delivered = DeliverySlot()
         try await send(message) { delivered.fill($0) }
@@ -64,6 +97,9 @@ public final class KafkaProducer: Sendable {
 
     /// Messages queued or in flight that have no delivery report yet.
     public var outstandingMessages: Int { Int(rd_kafka_outq_len(core.raw.handle)) }
+
+    /// How many times `send` has waited for room in a full local queue (a backpressure metric).
+    public var queueFullWaits: Int { core.queueFullWaits }
 
     /// The fatal error this producer raised, if any; a fatal producer accepts no more messages.
     public var fatalError: KafkaError? { core.raw.fatalError() }
@@ -156,7 +192,8 @@ private final class DeliverySlot: Sendable {
     }
 }
 
-/// The per-message context that crosses librdkafka as the message opaque.
+/// The per-message context that crosses librdkafka as the message opaque (an even address;
+/// odd opaque values are tags).
 private final class DeliveryContext {
     let topic: String
     let handler: @Sendable (DeliveryReport) -> Void
@@ -172,28 +209,34 @@ private final class DeliveryContext {
 final class ProducerCore: Sendable {
     enum EnqueueResult { case queued, queueFull }
 
+    /// Waiters for room in the local queue, woken when delivery reports are served.
     private struct State {
-        /// Bumped each time delivery reports are served: room may have been freed.
-        var generation: UInt64 = 0
         var roomWaiters: [CheckedContinuation<Void, Never>] = []
-        var stopped = false
+        var queueFullWaits = 0
     }
 
     let raw: RawClient
     let logger: Logger
     private let state = Mutex(State())
+    /// Bumped (under `state`'s lock) each time delivery reports are served: room may have been freed.
+    /// Read without the lock on every send.
+    private let servedGeneration = Atomic<UInt64>(0)
+    private let stopped = Atomic(false)
     /// Topic handles by name; `rd_kafka_topic_t` is refcounted and thread-safe.
     private let topics = Mutex([String: OpaquePointer]())
 
-    init(settings: ProducerSettings, logger: Logger) throws(KafkaError) {
+    init(settings: ProducerSettings, logger: Logger, onDelivery: (@Sendable (DeliveryReport) -> Void)?) throws(KafkaError) {
         self.logger = logger
-        let callbacks = ClientCallbacks(logger: logger) { error in
-            if error.isFatal {
-                logger.error("producer raised a fatal error", metadata: ["error": "\(error)"])
-            } else {
-                logger.warning("producer error", metadata: ["error": "\(error)"])
-            }
-        }
+        let callbacks = ClientCallbacks(
+            logger: logger,
+            onError: { error in
+                if error.isFatal {
+                    logger.error("producer raised a fatal error", metadata: ["error": "\(error)"])
+                } else {
+                    logger.warning("producer error", metadata: ["error": "\(error)"])
+                }
+            },
+            delivery: TaggedDelivery(handler: onDelivery))
         raw = try RawClient(RD_KAFKA_PRODUCER, properties: settings.properties(), callbacks: callbacks) { conf in
             rd_kafka_conf_set_dr_msg_cb(conf, deliveryReportCallback)
         }
@@ -203,28 +246,26 @@ final class ProducerCore: Sendable {
         for handle in topics.withLock({ Array($0.values) }) { rd_kafka_topic_destroy(handle) }
     }
 
-    var generation: UInt64 { state.withLock { $0.generation } }
+    var generation: UInt64 { servedGeneration.load(ordering: .acquiring) }
+    var queueFullWaits: Int { state.withLock { $0.queueFullWaits } }
 
-    func enqueue(
-        _ message: OutgoingMessage, onDelivery: (@Sendable (DeliveryReport) -> Void)?
-    ) throws(KafkaError) -> EnqueueResult {
-        if state.withLock({ $0.stopped }) {
+    /// Hands one message to librdkafka. On any outcome but `.queued`, `opaque` is still the caller's.
+    func enqueue(_ message: OutgoingMessage, opaque: UnsafeMutableRawPointer?) throws(KafkaError) -> EnqueueResult {
+        if stopped.load(ordering: .relaxed) {
             throw KafkaError(code: .closed, detail: "the producer is closed")
         }
         let topic = try topicHandle(message.topic)
-        let context = onDelivery.map { Unmanaged.passRetained(DeliveryContext(topic: message.topic, handler: $0)) }
         let headers = Self.makeHeaders(message.headers)
         let error = message.key.withOptionalBytes { key in
             message.value.withOptionalBytes { value in
                 quix_produce(
                     raw.handle, topic, message.partition ?? RD_KAFKA_PARTITION_UA,
                     key?.baseAddress, key?.count ?? 0, value?.baseAddress, value?.count ?? 0,
-                    headers, message.timestampMilliseconds ?? 0, context?.toOpaque())
+                    headers, message.timestampMilliseconds ?? 0, opaque)
             }
         }
         guard let error else { return .queued }
         // Refused: librdkafka took neither the opaque nor the headers.
-        context?.release()
         if let headers { rd_kafka_headers_destroy(headers) }
         if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
             rd_kafka_error_destroy(error)
@@ -239,10 +280,14 @@ final class ProducerCore: Sendable {
     }
 
     /// Suspends until delivery reports have been served since `generation` was read.
+    nonisolated(nonsending)
     func waitForRoom(after generation: UInt64) async {
         await withCheckedContinuation { continuation in
             let mustWait = state.withLock { state in
-                guard state.generation == generation, !state.stopped else { return false }
+                state.queueFullWaits += 1
+                guard servedGeneration.load(ordering: .relaxed) == generation, !stopped.load(ordering: .relaxed) else {
+                    return false
+                }
                 state.roomWaiters.append(continuation)
                 return true
             }
@@ -254,19 +299,20 @@ final class ProducerCore: Sendable {
     func serveDeliveryReports() {
         while true {
             let served = rd_kafka_poll(raw.handle, 100)
-            let (waiters, stopped) = state.withLock { state in
-                if served > 0 { state.generation &+= 1 }
-                let waiters = served > 0 || state.stopped ? state.roomWaiters : []
-                if !waiters.isEmpty { state.roomWaiters.removeAll() }
-                return (waiters, state.stopped)
+            let isStopped = stopped.load(ordering: .relaxed)
+            guard served > 0 || isStopped else { continue }
+            let waiters = state.withLock { state in
+                servedGeneration.add(1, ordering: .releasing)
+                defer { state.roomWaiters.removeAll() }
+                return state.roomWaiters
             }
             for waiter in waiters { waiter.resume() }
-            if stopped { return }
+            if isStopped { return }
         }
     }
 
     func stop() {
-        state.withLock { $0.stopped = true }
+        state.withLock { _ in stopped.store(true, ordering: .relaxed) }
     }
 
     private func topicHandle(_ name: String) throws(KafkaError) -> OpaquePointer {
@@ -295,16 +341,42 @@ final class ProducerCore: Sendable {
     }
 }
 
+/// The producer-wide handler of tagged messages, and the topic names it reports, by handle.
+final class TaggedDelivery: Sendable {
+    let handler: (@Sendable (DeliveryReport) -> Void)?
+    private let topicNames = Mutex([UInt: String]())  // by topic handle address
+
+    init(handler: (@Sendable (DeliveryReport) -> Void)?) { self.handler = handler }
+
+    func topicName(_ rkt: OpaquePointer?) -> String {
+        guard let rkt else { return "" }
+        let address = UInt(bitPattern: rkt)
+        if let name = topicNames.withLock({ $0[address] }) { return name }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        topicNames.withLock { $0[address] = name }
+        return name
+    }
+}
+
 private func deliveryReportCallback(
     _ rk: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?
 ) {
     guard let message, let opaque = message.pointee._private else { return }
-    let context = Unmanaged<DeliveryContext>.fromOpaque(opaque).takeRetainedValue()
     let record = message.pointee
-    context.handler(
-        DeliveryReport(
-            topic: context.topic, partition: record.partition, offset: record.offset,
-            error: KafkaError.from(record.err)))
+    let bits = UInt(bitPattern: opaque)
+    if bits & 1 == 1 {
+        guard let delivery = ClientCallbacks.of(rk)?.delivery, let handler = delivery.handler else { return }
+        handler(
+            DeliveryReport(
+                topic: delivery.topicName(record.rkt), partition: record.partition, offset: record.offset,
+                error: KafkaError.from(record.err), tag: UInt64(bits >> 1)))
+    } else {
+        let context = Unmanaged<DeliveryContext>.fromOpaque(opaque).takeRetainedValue()
+        context.handler(
+            DeliveryReport(
+                topic: context.topic, partition: record.partition, offset: record.offset,
+                error: KafkaError.from(record.err)))
+    }
 }
 
 extension Optional where Wrapped == [UInt8] {

@@ -44,6 +44,8 @@ public struct DeliveryReport: Sendable {
     public var offset: Int64
     /// Why delivery failed, after librdkafka's retries; `nil` when the message is stored.
     public var error: KafkaError?
+    /// The tag given to `send(_:tag:)`; `nil` for messages sent with a per-message handler.
+    public var tag: UInt64?
 
     public var isDelivered: Bool { error == nil }
 }

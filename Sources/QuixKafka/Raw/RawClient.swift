@@ -9,15 +9,19 @@ final class ClientCallbacks: Sendable {
     let onError: @Sendable (KafkaError) -> Void
     /// Called on the thread that serves the consumer queue (our poll thread).
     let onRebalance: (@Sendable (OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)?
+    /// A producer's handler of tagged delivery reports.
+    let delivery: TaggedDelivery?
 
     init(
         logger: Logger,
         onError: @escaping @Sendable (KafkaError) -> Void,
-        onRebalance: (@Sendable (OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)? = nil
+        onRebalance: (@Sendable (OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)? = nil,
+        delivery: TaggedDelivery? = nil
     ) {
         self.logger = logger
         self.onError = onError
         self.onRebalance = onRebalance
+        self.delivery = delivery
     }
 
     static func of(_ rk: OpaquePointer?) -> ClientCallbacks? {
