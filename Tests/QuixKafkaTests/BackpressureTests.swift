@@ -35,10 +35,8 @@ struct BackpressureTests {
 
     @Test("a consumer whose application falls behind pauses fetching and still delivers everything in order")
     func consumerPausesWhenApplicationIsBehind() async throws {
-        let cluster = try MockCluster(brokers: 1)
-        let topic = uniqueTopic()
-        try cluster.createTopic(topic, partitions: 1)
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let fixture = try Fixture()
+        let (cluster, topic, producer) = (fixture.cluster, fixture.topic, fixture.producer)
         for index in 0..<30_000 { try await producer.send(OutgoingMessage(topic: topic, value: bytes("\(index)"))) }
         try await producer.flush()
 

@@ -6,11 +6,9 @@ import Testing
 struct FailureTests {
     @Test("a broker taken down mid-produce and brought back: every message delivered exactly once")
     func brokerDownAndUp() async throws {
-        let cluster = try MockCluster(brokers: 3)
-        let topic = uniqueTopic()
-        try cluster.createTopic(topic, partitions: 1, replicationFactor: 3)
-        try cluster.setLeader(topic: topic, partition: 0, broker: 1)
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let fixture = try Fixture(brokers: 3, replicationFactor: 3)
+        let (cluster, topic, producer) = (fixture.cluster, fixture.topic, fixture.producer)
+        try fixture.cluster.setLeader(topic: fixture.topic, partition: 0, broker: 1)
         let reports = Shared([Int: DeliveryReport]())
         func send(_ range: Range<Int>) async throws {
             for id in range {
@@ -34,8 +32,7 @@ struct FailureTests {
         #expect(failed.isEmpty, "\(failed.prefix(3))")
         #expect(Set(delivered.values.map(\.offset)) == Set(0..<5_000))
 
-        let consumer = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil))
-        try consumer.assign([TopicPartitionOffset(topic, 0, offset: KafkaOffset.beginning)])
+        let consumer = try fixture.reader()
         let messages = try await consume(consumer) { $0.count >= 5_000 }
         #expect(try await consumer.watermarks(TopicPartition(topic, 0)).high == 5_000, "duplicates were written")
         #expect(messages.map { Int(text($0.value))! }.sorted() == Array(0..<5_000))
@@ -44,17 +41,14 @@ struct FailureTests {
 
     @Test("retriable produce errors are retried until the message is stored once")
     func retriableErrorsAreRetried() async throws {
-        let cluster = try MockCluster(brokers: 1)
-        let topic = uniqueTopic()
-        try cluster.createTopic(topic, partitions: 1)
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let fixture = try Fixture()
+        let (cluster, topic, producer) = (fixture.cluster, fixture.topic, fixture.producer)
         try await producer.deliver(OutgoingMessage(topic: topic, value: bytes("warm-up")))
         cluster.pushRequestErrors(.produce, [.notEnoughReplicas, .notLeaderForPartition, .requestTimedOut])
         let report = try await producer.deliver(OutgoingMessage(topic: topic, value: bytes("retried")))
         #expect(report.offset == 1)
 
-        let consumer = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil))
-        try consumer.assign([TopicPartitionOffset(topic, 0, offset: KafkaOffset.beginning)])
+        let consumer = try fixture.reader()
         let messages = try await consume(consumer) { $0.count >= 2 }
         #expect(messages.map { text($0.value) } == ["warm-up", "retried"])
         #expect(try await consumer.watermarks(TopicPartition(topic, 0)).high == 2)
@@ -63,10 +57,8 @@ struct FailureTests {
 
     @Test("a permanent produce error reaches the caller typed, with librdkafka's code and message")
     func permanentErrorIsTyped() async throws {
-        let cluster = try MockCluster(brokers: 1)
-        let topic = uniqueTopic()
-        try cluster.createTopic(topic, partitions: 1)
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let fixture = try Fixture()
+        let (cluster, topic, producer) = (fixture.cluster, fixture.topic, fixture.producer)
         try await producer.deliver(OutgoingMessage(topic: topic, value: bytes("warm-up")))
         cluster.pushRequestErrors(.produce, [.topicAuthorizationFailed])
         let error = await #expect(throws: KafkaError.self) {
@@ -80,10 +72,8 @@ struct FailureTests {
 
     @Test("a fatal idempotence error makes the producer refuse further sends with a fatal error")
     func fatalErrorStopsTheProducer() async throws {
-        let cluster = try MockCluster(brokers: 1)
-        let topic = uniqueTopic()
-        try cluster.createTopic(topic, partitions: 1)
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let fixture = try Fixture()
+        let (cluster, topic, producer) = (fixture.cluster, fixture.topic, fixture.producer)
         try await producer.deliver(OutgoingMessage(topic: topic, value: bytes("warm-up")))
         cluster.pushRequestErrors(.produce, [.outOfOrderSequenceNumber])
         await #expect(throws: KafkaError.self) {
@@ -147,16 +137,13 @@ struct FailureTests {
 
     @Test("a consumer whose only broker is down reports it, and reads once the broker is back")
     func consumerRecoversWhenBrokerReturns() async throws {
-        let cluster = try MockCluster(brokers: 1)
-        let topic = uniqueTopic()
-        try cluster.createTopic(topic, partitions: 1)
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let fixture = try Fixture()
+        let (cluster, topic, producer) = (fixture.cluster, fixture.topic, fixture.producer)
         for index in 0..<10 { try await producer.send(OutgoingMessage(topic: topic, value: bytes("\(index)"))) }
         try await producer.flush()
         try cluster.setBrokerDown(1)
 
-        let consumer = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil))
-        try consumer.assign([TopicPartitionOffset(topic, 0, offset: KafkaOffset.beginning)])
+        let consumer = try fixture.reader()
         let messages = try await withTimeout(.seconds(60), "read after the broker returns") { () -> [KafkaMessage] in
             var messages: [KafkaMessage] = []
             var sawError = false

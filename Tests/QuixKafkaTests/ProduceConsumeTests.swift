@@ -6,10 +6,8 @@ import Testing
 struct ProduceConsumeTests {
     @Test("100,000 keyed messages on 4 partitions all arrive, in order per key, on the key's CRC-32 partition")
     func everyMessageArrivesInKeyOrder() async throws {
-        let cluster = try MockCluster(brokers: 1)
-        let topic = uniqueTopic()
-        try cluster.createTopic(topic, partitions: 4)
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let fixture = try Fixture(partitions: 4)
+        let (cluster, topic, producer) = (fixture.cluster, fixture.topic, fixture.producer)
         let keys = 100
         let total = 100_000
         let failures = Shared(0)
@@ -67,10 +65,8 @@ struct ProduceConsumeTests {
 
     @Test("headers, an empty value and a tombstone survive the round trip")
     func recordShapesRoundTrip() async throws {
-        let cluster = try MockCluster(brokers: 1)
-        let topic = uniqueTopic()
-        try cluster.createTopic(topic, partitions: 1)
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let fixture = try Fixture()
+        let (topic, producer) = (fixture.topic, fixture.producer)
         let headers = [KafkaHeader("a", bytes("1")), KafkaHeader("empty", []), KafkaHeader("none", nil)]
         let first = try await producer.deliver(
             OutgoingMessage(topic: topic, key: bytes("k"), value: bytes("v"), headers: headers, timestampMilliseconds: 1_700_000_000_000))
@@ -78,8 +74,7 @@ struct ProduceConsumeTests {
         try await producer.deliver(OutgoingMessage(topic: topic, key: bytes("gone"), value: nil))
         #expect(first.offset == 0 && first.partition == 0 && first.topic == topic)
 
-        let consumer = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil))
-        try consumer.assign([TopicPartitionOffset(topic, 0, offset: KafkaOffset.beginning)])
+        let consumer = try fixture.reader()
         let messages = try await consume(consumer) { $0.count >= 3 }
         await consumer.close()
 
@@ -95,10 +90,8 @@ struct ProduceConsumeTests {
 
     @Test("a consumer that commits and closes is resumed by the next one exactly after its last commit")
     func resumesAfterCommittedOffset() async throws {
-        let cluster = try MockCluster(brokers: 1)
-        let topic = uniqueTopic()
-        try cluster.createTopic(topic, partitions: 1)
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let fixture = try Fixture()
+        let (cluster, topic, producer) = (fixture.cluster, fixture.topic, fixture.producer)
         for index in 0..<1_000 {
             try await producer.send(OutgoingMessage(topic: topic, key: bytes("k"), value: bytes("\(index)")))
         }
@@ -125,10 +118,8 @@ struct ProduceConsumeTests {
 
     @Test("seek, pause and resume move and hold a partition's position")
     func seekPauseResume() async throws {
-        let cluster = try MockCluster(brokers: 1)
-        let topic = uniqueTopic()
-        try cluster.createTopic(topic, partitions: 2)
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let fixture = try Fixture(partitions: 2)
+        let (cluster, topic, producer) = (fixture.cluster, fixture.topic, fixture.producer)
         for index in 0..<100 {
             try await producer.send(OutgoingMessage(topic: topic, value: bytes("\(index)"), partition: Int32(index % 2)))
         }

@@ -71,10 +71,8 @@ struct RebalanceTests {
 
     @Test("a second member joins mid-stream: both get partitions, nothing is lost, nothing committed is read twice")
     func secondMemberJoinsMidStream() async throws {
-        let cluster = try MockCluster(brokers: 1)
-        let topic = uniqueTopic()
-        try cluster.createTopic(topic, partitions: 4)
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let fixture = try Fixture(partitions: 4)
+        let (cluster, topic, producer) = (fixture.cluster, fixture.topic, fixture.producer)
         var sent = 0
         func produce(_ count: Int) async throws {
             for _ in 0..<count {
@@ -127,10 +125,8 @@ struct RebalanceTests {
 
     @Test("a member with a static group.instance.id joins, reads and leaves")
     func staticMembership() async throws {
-        let cluster = try MockCluster(brokers: 1)
-        let topic = uniqueTopic()
-        try cluster.createTopic(topic, partitions: 2)
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let fixture = try Fixture(partitions: 2)
+        let (cluster, topic, producer) = (fixture.cluster, fixture.topic, fixture.producer)
         try await producer.deliver(OutgoingMessage(topic: topic, value: bytes("hello"), partition: 1))
         var settings = groupSettings(cluster)
         settings.groupInstanceID = "pod-0"

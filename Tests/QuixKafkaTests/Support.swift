@@ -89,3 +89,30 @@ func groupSettings(_ cluster: MockCluster, group: String = uniqueTopic("g")) -> 
     settings.sessionTimeout = .seconds(6)
     return settings
 }
+
+/// A fresh mock cluster with one new topic and a producer for it: the setup most tests share.
+struct Fixture {
+    let cluster: MockCluster
+    let topic = uniqueTopic()
+    let producer: KafkaProducer
+
+    init(
+        brokers: Int = 1, partitions: Int = 1, replicationFactor: Int = 1,
+        producer configure: (inout ProducerSettings) -> Void = { _ in }
+    ) throws {
+        cluster = try MockCluster(brokers: brokers)
+        try cluster.createTopic(topic, partitions: partitions, replicationFactor: replicationFactor)
+        var settings = ProducerSettings(bootstrapServers: [cluster.bootstrapServers])
+        configure(&settings)
+        producer = try KafkaProducer(settings: settings)
+    }
+
+    /// A consumer outside any group, reading `partitions` of the topic from the beginning.
+    func reader(partitions: [Int32] = [0], configure: (inout ConsumerSettings) -> Void = { _ in }) throws -> KafkaConsumer {
+        var settings = ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil)
+        configure(&settings)
+        let consumer = try KafkaConsumer(settings: settings)
+        try consumer.assign(partitions.map { TopicPartitionOffset(topic, $0, offset: KafkaOffset.beginning) })
+        return consumer
+    }
+}
