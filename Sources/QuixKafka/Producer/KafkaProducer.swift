@@ -16,8 +16,9 @@ import Synchronization
 /// convenient one: a closure per message (`send(_:onDelivery:)`), or `deliver` to await it.
 ///
 /// Threading: one thread of ours (`quix-producer`) serves librdkafka's main queue
-/// (`rd_kafka_poll`), so delivery handlers run on it (or on the thread of a `flush`, which serves
-/// the same queue). Handlers must be quick and must not block.
+/// (`rd_kafka_poll`) while nobody is sending; while sends keep coming, the sending task serves
+/// it every 256 sends, and a `flush` serves it too. So delivery handlers run on any of those
+/// threads: they must be quick, must not block and must not send.
 public final class KafkaProducer: Sendable {
     private let core: ProducerCore
 
@@ -65,6 +66,7 @@ public final class KafkaProducer: Sendable {
 
     nonisolated(nonsending)
     private func enqueue(_ message: OutgoingMessage, opaque: UnsafeMutableRawPointer?) async throws(KafkaError) {
+        core.noteSend()
         while true {
             let generation = core.generation
             switch try core.enqueue(message, opaque: opaque) {
@@ -222,6 +224,14 @@ final class ProducerCore: Sendable {
     /// Read without the lock on every send.
     private let servedGeneration = Atomic<UInt64>(0)
     private let stopped = Atomic(false)
+    /// While sends keep coming, the sender serves delivery reports itself (every
+    /// `inlineServeInterval` sends, without waiting, as kcat does after each produce) and the
+    /// report thread only looks in every 2 ms: waking that thread for every batch of reports
+    /// cost about a fifth of the producer's throughput on two cores.
+    private static let inlineServeInterval = 256
+    private static let activeSenderWindowNanos: Int64 = 5_000_000
+    private let sendsSinceServe = Atomic(0)
+    private let lastSendNanos = Atomic<Int64>(0)
     /// Topic handles by name; `rd_kafka_topic_t` is refcounted and thread-safe.
     private let topics = Mutex([String: OpaquePointer]())
 
@@ -295,20 +305,38 @@ final class ProducerCore: Sendable {
         }
     }
 
+    /// Called on every send; every `inlineServeInterval`-th one serves ready delivery reports.
+    func noteSend() {
+        lastSendNanos.store(Self.monotonicNanos(), ordering: .relaxed)
+        guard sendsSinceServe.add(1, ordering: .relaxed).newValue >= Self.inlineServeInterval else { return }
+        sendsSinceServe.store(0, ordering: .relaxed)
+        if rd_kafka_poll(raw.handle, 0) > 0 { wakeRoomWaiters() }
+    }
+
     /// The body of the delivery-report thread: serve librdkafka's main queue until stopped.
     func serveDeliveryReports() {
-        while true {
-            let served = rd_kafka_poll(raw.handle, 100)
-            let isStopped = stopped.load(ordering: .relaxed)
-            guard served > 0 || isStopped else { continue }
-            let waiters = state.withLock { state in
-                servedGeneration.add(1, ordering: .releasing)
-                defer { state.roomWaiters.removeAll() }
-                return state.roomWaiters
-            }
-            for waiter in waiters { waiter.resume() }
-            if isStopped { return }
+        while !stopped.load(ordering: .relaxed) {
+            let senderActive = Self.monotonicNanos() - lastSendNanos.load(ordering: .relaxed) < Self.activeSenderWindowNanos
+            if senderActive { usleep(2_000) }
+            if rd_kafka_poll(raw.handle, senderActive ? 0 : 100) > 0 { wakeRoomWaiters() }
         }
+        wakeRoomWaiters()  // waiters see `stopped` and give up
+    }
+
+    private func wakeRoomWaiters() {
+        let waiters = state.withLock { state in
+            servedGeneration.add(1, ordering: .releasing)
+            defer { state.roomWaiters.removeAll() }
+            return state.roomWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// A cheap monotonic clock (`CLOCK_MONOTONIC_COARSE`, a few ms resolution), read per send.
+    private static func monotonicNanos() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 
     func stop() {
