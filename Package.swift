@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "QuixKafka", targets: ["QuixKafka"]),
+        .library(name: "QuixProtocol", targets: ["QuixProtocol"]),
         .executable(name: "quixd", targets: ["quixd"]),
     ],
     dependencies: [
@@ -13,6 +14,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // The logging API every library and handler in the Swift server ecosystem shares.
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // OrderedDictionary: the 0.5 format's maps (columns, metadata, tags) keep their order,
+        // and re-encoding must reproduce it byte for byte.
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -27,6 +31,9 @@ let package = Package(
                 "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .target(
+            name: "QuixProtocol",
+            dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]),
         .executableTarget(
             name: "quixd",
             dependencies: [
@@ -44,6 +51,9 @@ let package = Package(
         .testTarget(
             name: "QuixKafkaTests",
             dependencies: ["QuixKafka", "quixd"]),
+        .testTarget(
+            name: "QuixProtocolTests",
+            dependencies: ["QuixProtocol", .product(name: "OrderedCollections", package: "swift-collections")]),
     ],
     swiftLanguageModes: [.v6]
 )

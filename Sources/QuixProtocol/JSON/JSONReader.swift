@@ -1,0 +1,463 @@
+/// A pull reader over JSON bytes, made for the Quix models: it reads members in whatever order
+/// they come, matches names case-insensitively (as Newtonsoft.Json does), and never trusts its
+/// input. Positions are absolute indices of `bytes`.
+struct JSONReader {
+    enum Kind { case object, array, string, number, bool, null }
+
+    let bytes: ArraySlice<UInt8>
+    private(set) var position: Int
+    private var depth = 0
+    static let maximumDepth = 64
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        position = bytes.startIndex
+    }
+
+    // MARK: Structure
+
+    /// The kind of the next value, after white space.
+    mutating func peekKind() throws(QuixProtocolError) -> Kind {
+        skipWhitespace()
+        guard position < bytes.endIndex else { throw truncated("a value") }
+        switch bytes[position] {
+        case UInt8(ascii: "{"): return .object
+        case UInt8(ascii: "["): return .array
+        case UInt8(ascii: "\""): return .string
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): return .bool
+        case UInt8(ascii: "n"): return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "N"), UInt8(ascii: "I"): return .number
+        default: throw unexpected("a value")
+        }
+    }
+
+    /// Reads an object, calling `member` with each name (the reader is then at the value, which
+    /// `member` must read or skip).
+    mutating func readObject(_ member: (inout JSONReader, String) throws(QuixProtocolError) -> Void) throws(QuixProtocolError) {
+        try expect(UInt8(ascii: "{"), "an object")
+        try enter()
+        skipWhitespace()
+        if try peekByte() == UInt8(ascii: "}") {
+            position += 1
+            depth -= 1
+            return
+        }
+        while true {
+            let name = try readString()
+            try expect(UInt8(ascii: ":"), "':' after a member name")
+            try member(&self, name)
+            skipWhitespace()
+            let next = try takeByte("',' or '}'")
+            if next == UInt8(ascii: "}") { break }
+            guard next == UInt8(ascii: ",") else { throw unexpected("',' or '}'", back: 1) }
+        }
+        depth -= 1
+    }
+
+    /// Reads an array, calling `element` once per element (which it must read or skip).
+    mutating func readArray(_ element: (inout JSONReader) throws(QuixProtocolError) -> Void) throws(QuixProtocolError) {
+        try expect(UInt8(ascii: "["), "an array")
+        try enter()
+        skipWhitespace()
+        if try peekByte() == UInt8(ascii: "]") {
+            position += 1
+            depth -= 1
+            return
+        }
+        while true {
+            try element(&self)
+            skipWhitespace()
+            let next = try takeByte("',' or ']'")
+            if next == UInt8(ascii: "]") { break }
+            guard next == UInt8(ascii: ",") else { throw unexpected("',' or ']'", back: 1) }
+        }
+        depth -= 1
+    }
+
+    /// Skips one value of any kind, checking its syntax.
+    mutating func skipValue() throws(QuixProtocolError) {
+        switch try peekKind() {
+        case .object: try readObject { reader, _ throws(QuixProtocolError) in try reader.skipValue() }
+        case .array: try readArray { reader throws(QuixProtocolError) in try reader.skipValue() }
+        case .string: _ = try readStringRange()
+        case .number: _ = try readDouble()
+        case .bool: _ = try readBool()
+        case .null: try readNull()
+        }
+    }
+
+    /// The byte range of the next value, skipped.
+    mutating func rangeOfValue() throws(QuixProtocolError) -> Range<Int> {
+        skipWhitespace()
+        let start = position
+        try skipValue()
+        return start..<position
+    }
+
+    /// Checks that nothing but white space follows.
+    mutating func expectEnd() throws(QuixProtocolError) {
+        skipWhitespace()
+        guard position == bytes.endIndex else { throw unexpected("the end of the value") }
+    }
+
+    // MARK: Scalars
+
+    /// `true` and consumes `null` if the next value is null.
+    mutating func readNullIfPresent() throws(QuixProtocolError) -> Bool {
+        skipWhitespace()
+        guard position < bytes.endIndex, bytes[position] == UInt8(ascii: "n") else { return false }
+        try readNull()
+        return true
+    }
+
+    mutating func readNull() throws(QuixProtocolError) {
+        try readLiteral("null")
+    }
+
+    mutating func readBool() throws(QuixProtocolError) -> Bool {
+        skipWhitespace()
+        if position < bytes.endIndex && bytes[position] == UInt8(ascii: "t") {
+            try readLiteral("true")
+            return true
+        }
+        try readLiteral("false")
+        return false
+    }
+
+    mutating func readString() throws(QuixProtocolError) -> String {
+        let (range, escaped) = try readStringRange()
+        if !escaped {
+            guard let text = String(validating: bytes[range], as: UTF8.self) else {
+                throw QuixProtocolError(.invalidUTF8, "a string is not valid UTF-8", at: range.lowerBound)
+            }
+            return text
+        }
+        return try unescape(range)
+    }
+
+    /// A string or null.
+    mutating func readOptionalString() throws(QuixProtocolError) -> String? {
+        try readNullIfPresent() ? nil : readString()
+    }
+
+    /// A double, as Newtonsoft.Json reads one: a JSON number, the strings "NaN", "Infinity"
+    /// and "-Infinity", or the bare literals NaN, Infinity and -Infinity.
+    mutating func readDouble() throws(QuixProtocolError) -> Double {
+        skipWhitespace()
+        guard position < bytes.endIndex else { throw truncated("a number") }
+        let first = bytes[position]
+        if first == UInt8(ascii: "\"") {
+            let start = position
+            let text = try readString()
+            switch text {
+            case "NaN": return .nan
+            case "Infinity": return .infinity
+            case "-Infinity": return -.infinity
+            default:
+                guard let value = Double(text) else {
+                    throw QuixProtocolError(.wrongType, "expected a number, found the string \"\(text.prefix(40))\"", at: start)
+                }
+                return value
+            }
+        }
+        if first == UInt8(ascii: "N") {
+            try readLiteral("NaN")
+            return .nan
+        }
+        if first == UInt8(ascii: "I") {
+            try readLiteral("Infinity")
+            return .infinity
+        }
+        if first == UInt8(ascii: "-") && position + 1 < bytes.endIndex && bytes[position + 1] == UInt8(ascii: "I") {
+            position += 1
+            try readLiteral("Infinity")
+            return -.infinity
+        }
+        return try readNumber()
+    }
+
+    /// A double or null.
+    mutating func readOptionalDouble() throws(QuixProtocolError) -> Double? {
+        try readNullIfPresent() ? nil : readDouble()
+    }
+
+    /// A 64-bit integer written as a JSON integer (also accepts an integral number like `5.0`).
+    mutating func readInt64() throws(QuixProtocolError) -> Int64 {
+        skipWhitespace()
+        let start = position
+        guard position < bytes.endIndex else { throw truncated("an integer") }
+        var negative = false
+        if bytes[position] == UInt8(ascii: "-") {
+            negative = true
+            position += 1
+        }
+        var value: Int64 = 0
+        var digits = 0
+        while position < bytes.endIndex, case let digit = bytes[position] &- UInt8(ascii: "0"), digit < 10 {
+            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (next, overflow2) =
+                negative ? times10.subtractingReportingOverflow(Int64(digit)) : times10.addingReportingOverflow(Int64(digit))
+            guard !overflow1 && !overflow2 else {
+                throw QuixProtocolError(.invalidNumber, "an integer does not fit in 64 bits", at: start)
+            }
+            value = next
+            digits += 1
+            position += 1
+        }
+        guard digits > 0 else {
+            position = start
+            if (try? peekKind()) == .string {
+                throw QuixProtocolError(.wrongType, "expected an integer, found a string", at: start)
+            }
+            throw unexpected("an integer")
+        }
+        if position < bytes.endIndex, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[position]) {
+            position = start
+            let double = try readNumber()
+            guard double.rounded() == double, let integer = Int64(exactly: double) else {
+                throw QuixProtocolError(.invalidNumber, "expected an integer, found \(double)", at: start)
+            }
+            return integer
+        }
+        return value
+    }
+
+    // MARK: Internals
+
+    private mutating func readNumber() throws(QuixProtocolError) -> Double {
+        let start = position
+        var mantissa: UInt64 = 0
+        var significant = 0
+        var fractionDigits = 0
+        var negative = false
+        if bytes[position] == UInt8(ascii: "-") {
+            negative = true
+            position += 1
+        }
+        var integerDigits = 0
+        while position < bytes.endIndex, case let digit = bytes[position] &- UInt8(ascii: "0"), digit < 10 {
+            if significant < 19 { mantissa = mantissa &* 10 &+ UInt64(digit) }
+            if mantissa != 0 { significant += 1 }
+            integerDigits += 1
+            position += 1
+        }
+        guard integerDigits > 0 else { throw unexpected("a digit") }
+        if position < bytes.endIndex && bytes[position] == UInt8(ascii: ".") {
+            position += 1
+            let fractionStart = position
+            while position < bytes.endIndex, case let digit = bytes[position] &- UInt8(ascii: "0"), digit < 10 {
+                if significant < 19 { mantissa = mantissa &* 10 &+ UInt64(digit); fractionDigits += 1 }
+                if mantissa != 0 { significant += 1 }
+                position += 1
+            }
+            guard position > fractionStart else { throw unexpected("a digit after '.'") }
+        }
+        var hasExponent = false
+        if position < bytes.endIndex && (bytes[position] == UInt8(ascii: "e") || bytes[position] == UInt8(ascii: "E")) {
+            hasExponent = true
+            position += 1
+            if position < bytes.endIndex && (bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-")) {
+                position += 1
+            }
+            let exponentStart = position
+            while position < bytes.endIndex, bytes[position] &- UInt8(ascii: "0") < 10 { position += 1 }
+            guard position > exponentStart else { throw unexpected("a digit in the exponent") }
+        }
+        // Exact fast path: a mantissa below 2^53 divided by an exact power of ten.
+        if !hasExponent && significant <= 15 && fractionDigits <= 22 {
+            let value = Double(mantissa) / Self.powersOfTen[fractionDigits]
+            return negative ? -value : value
+        }
+        guard let text = String(validating: bytes[start..<position], as: UTF8.self), let value = Double(text) else {
+            throw QuixProtocolError(.invalidNumber, "not a number", at: start)
+        }
+        return value
+    }
+
+    private static let powersOfTen: [Double] = (0...22).map { exponent in
+        var value = 1.0
+        for _ in 0..<exponent { value *= 10 }
+        return value
+    }
+
+    /// The range of a string's content (without quotes) and whether it has escapes.
+    private mutating func readStringRange() throws(QuixProtocolError) -> (Range<Int>, escaped: Bool) {
+        skipWhitespace()
+        guard position < bytes.endIndex else { throw truncated("a string") }
+        guard bytes[position] == UInt8(ascii: "\"") else {
+            throw QuixProtocolError(.wrongType, "expected a string, found '\(Character(Unicode.Scalar(bytes[position])))'", at: position)
+        }
+        position += 1
+        let start = position
+        var escaped = false
+        while position < bytes.endIndex {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                let range = start..<position
+                position += 1
+                return (range, escaped)
+            }
+            if byte == UInt8(ascii: "\\") {
+                escaped = true
+                position += 2
+                continue
+            }
+            if byte < 0x20 { throw QuixProtocolError(.unexpectedToken, "a control character inside a string", at: position) }
+            position += 1
+        }
+        throw truncated("the end of a string")
+    }
+
+    private func unescape(_ range: Range<Int>) throws(QuixProtocolError) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(range.count)
+        var index = range.lowerBound
+        while index < range.upperBound {
+            let byte = bytes[index]
+            guard byte == UInt8(ascii: "\\") else {
+                output.append(byte)
+                index += 1
+                continue
+            }
+            guard index + 1 < range.upperBound else { throw QuixProtocolError(.unexpectedToken, "a dangling escape", at: index) }
+            let escape = bytes[index + 1]
+            index += 2
+            switch escape {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): output.append(escape)
+            case UInt8(ascii: "b"): output.append(0x08)
+            case UInt8(ascii: "f"): output.append(0x0C)
+            case UInt8(ascii: "n"): output.append(0x0A)
+            case UInt8(ascii: "r"): output.append(0x0D)
+            case UInt8(ascii: "t"): output.append(0x09)
+            case UInt8(ascii: "u"):
+                var scalar = try hex4(at: index, limit: range.upperBound)
+                index += 4
+                if (0xD800..<0xDC00).contains(scalar) {
+                    // A high surrogate must be followed by an escaped low surrogate.
+                    guard index + 6 <= range.upperBound, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+                    else { throw QuixProtocolError(.invalidUTF8, "an unpaired surrogate escape", at: index) }
+                    let low = try hex4(at: index + 2, limit: range.upperBound)
+                    guard (0xDC00..<0xE000).contains(low) else {
+                        throw QuixProtocolError(.invalidUTF8, "an unpaired surrogate escape", at: index)
+                    }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    index += 6
+                }
+                guard let unicode = Unicode.Scalar(scalar) else {
+                    throw QuixProtocolError(.invalidUTF8, "an escape that is no Unicode scalar", at: index)
+                }
+                output.append(contentsOf: Array(String(Character(unicode)).utf8))
+            default:
+                throw QuixProtocolError(.unexpectedToken, "an unknown escape '\\\(Character(Unicode.Scalar(escape)))'", at: index - 2)
+            }
+        }
+        guard let text = String(validating: output, as: UTF8.self) else {
+            throw QuixProtocolError(.invalidUTF8, "a string is not valid UTF-8", at: range.lowerBound)
+        }
+        return text
+    }
+
+    private func hex4(at index: Int, limit: Int) throws(QuixProtocolError) -> UInt32 {
+        guard index + 4 <= limit else { throw QuixProtocolError(.unexpectedToken, "a short \\u escape", at: index) }
+        var value: UInt32 = 0
+        for offset in 0..<4 {
+            let byte = bytes[index + offset]
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: throw QuixProtocolError(.unexpectedToken, "a non-hex digit in a \\u escape", at: index + offset)
+            }
+            value = value << 4 | UInt32(digit)
+        }
+        return value
+    }
+
+    private mutating func readLiteral(_ literal: StaticString) throws(QuixProtocolError) {
+        skipWhitespace()
+        let count = literal.utf8CodeUnitCount
+        guard position + count <= bytes.endIndex else { throw truncated("\(literal)") }
+        let matches = literal.withUTF8Buffer { expected in
+            expected.indices.allSatisfy { bytes[position + $0] == expected[$0] }
+        }
+        guard matches else { throw unexpected("\(literal)") }
+        position += count
+    }
+
+    private mutating func enter() throws(QuixProtocolError) {
+        depth += 1
+        guard depth <= Self.maximumDepth else {
+            throw QuixProtocolError(.unexpectedToken, "nesting deeper than \(Self.maximumDepth)", at: position)
+        }
+    }
+
+    private mutating func expect(_ byte: UInt8, _ what: String) throws(QuixProtocolError) {
+        skipWhitespace()
+        guard position < bytes.endIndex else { throw truncated(what) }
+        guard bytes[position] == byte else {
+            if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+                throw QuixProtocolError(.wrongType, "expected \(what), found \(describeNext())", at: position)
+            }
+            throw unexpected(what)
+        }
+        position += 1
+    }
+
+    private mutating func peekByte() throws(QuixProtocolError) -> UInt8 {
+        skipWhitespace()
+        guard position < bytes.endIndex else { throw truncated("more input") }
+        return bytes[position]
+    }
+
+    private mutating func takeByte(_ what: String) throws(QuixProtocolError) -> UInt8 {
+        guard position < bytes.endIndex else { throw truncated(what) }
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    private mutating func skipWhitespace() {
+        while position < bytes.endIndex {
+            switch bytes[position] {
+            case 0x20, 0x0A, 0x0D, 0x09: position += 1
+            default: return
+            }
+        }
+    }
+
+    private func describeNext() -> String {
+        guard position < bytes.endIndex else { return "the end" }
+        switch bytes[position] {
+        case UInt8(ascii: "\""): return "a string"
+        case UInt8(ascii: "{"): return "an object"
+        case UInt8(ascii: "["): return "an array"
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): return "a boolean"
+        case UInt8(ascii: "n"): return "null"
+        default: return "a number or '\(Character(Unicode.Scalar(bytes[position])))'"
+        }
+    }
+
+    private func truncated(_ what: String) -> QuixProtocolError {
+        QuixProtocolError(.truncated, "the input ended where \(what) was expected", at: position)
+    }
+
+    private func unexpected(_ what: String, back: Int = 0) -> QuixProtocolError {
+        let at = position - back
+        let found = at < bytes.endIndex ? "'\(Character(Unicode.Scalar(bytes[at])))'" : "the end"
+        return QuixProtocolError(.unexpectedToken, "expected \(what), found \(found)", at: at)
+    }
+}
+
+extension String {
+    /// ASCII case-insensitive equality, for member names (Newtonsoft.Json matches them so).
+    @inline(__always)
+    func equalsIgnoringCase(_ other: StaticString) -> Bool {
+        var utf8 = self.utf8.makeIterator()
+        return other.withUTF8Buffer { expected in
+            for byte in expected {
+                guard let actual = utf8.next(), actual | 0x20 == byte | 0x20 else { return false }
+            }
+            return utf8.next() == nil
+        }
+    }
+}
