@@ -73,12 +73,15 @@ enum Vectors {
 
     /// The cases of `consumer_acceptance.json`: name → (key, values).
     static func acceptanceCases() throws -> [String: (key: [UInt8]?, values: [[UInt8]])] {
+        struct Case: Decodable {
+            var key: String?
+            var values_b64: [String]
+        }
         let data = try Data(contentsOf: directory.appendingPathComponent("consumer_acceptance.json"))
-        let json = try JSONSerialization.jsonObject(with: data) as! [String: [String: Any]]
-        return json.mapValues { entry in
-            let key = (entry["key"] as? String).map { Array($0.utf8) }
-            let values = (entry["values_b64"] as! [String]).map { [UInt8](Data(base64Encoded: $0)!) }
-            return (key, values)
+        let decoder = JSONDecoder()
+        decoder.allowsJSON5 = true  // Python wrote NaN into the recorded callbacks
+        return try decoder.decode([String: Case].self, from: data).mapValues { entry in
+            (entry.key.map { Array($0.utf8) }, entry.values_b64.map { [UInt8](Data(base64Encoded: $0)!) })
         }
     }
 }
