@@ -38,6 +38,7 @@ let package = Package(
             name: "quixd",
             dependencies: [
                 "QuixKafka",
+                "QuixProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -48,12 +49,24 @@ let package = Package(
             name: "KafkaThroughput",
             dependencies: ["QuixKafka"],
             path: "Benchmarks/KafkaThroughput"),
+        // Fixtures shared by the test targets; never a product.
+        .target(
+            name: "QuixTestSupport",
+            dependencies: ["QuixProtocol"]),
         .testTarget(
             name: "QuixKafkaTests",
             dependencies: ["QuixKafka", "quixd"]),
         .testTarget(
+            name: "QuixdTests",
+            dependencies: [
+                "QuixKafka", "QuixProtocol", "QuixTestSupport", "quixd",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ]),
+        .testTarget(
             name: "QuixProtocolTests",
-            dependencies: ["QuixProtocol", .product(name: "OrderedCollections", package: "swift-collections")]),
+            dependencies: [
+                "QuixProtocol", "QuixTestSupport", .product(name: "OrderedCollections", package: "swift-collections"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

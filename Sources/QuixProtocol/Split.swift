@@ -54,7 +54,7 @@ public struct SplitMerger: Sendable {
         case pending
         /// The message is complete. `firstOffset` is the offset of its first part, the offset to
         /// commit past only once this message is processed.
-        case merged(bytes: [UInt8], firstOffset: Int64)
+        case merged(bytes: [UInt8], firstOffset: Int64, parts: Int)
     }
 
     private struct Pending: Sendable {
@@ -118,7 +118,7 @@ public struct SplitMerger: Sendable {
                 throw QuixProtocolError(.invalidSplit, "message \(header.messageID) is missing parts \(missing) of 0...\(header.lastIndex)")
             }
             drop(id)
-            return .merged(bytes: entry.parts.reduce(into: []) { $0 += $1! }, firstOffset: entry.firstOffset)
+            return .merged(bytes: entry.parts.reduce(into: []) { $0 += $1! }, firstOffset: entry.firstOffset, parts: entry.parts.count)
         }
         enforceLimits(now: now)
         return .pending

@@ -32,6 +32,10 @@ Output of consume (keys sorted; one line per callback, in callback order):
      "string": {}, "binary": {name: base64}, "tags": {}}, ...]}   # one line per packet
     {"kind": "event", "stream": S, "id", "timestamp": ns, "value", "tags": {}}
     {"kind": "closed", "stream": S, "end_type": "Closed" | "Aborted" | "Terminated"}
+    {"kind": "error", "stream": S, "callback": name, "error": text}   # a handler raised
+
+A timeseries row lists only the values present on it (null cells are left out). Missing
+properties fields are null; the root location of a definition is "".
 
 Non-finite numbers are written as the strings "NaN", "Infinity", "-Infinity" (as on the
 wire). Streams still open when consume stops are closed by the library as "Terminated"
@@ -286,6 +290,16 @@ def cmd_consume(args, out):
         if not stopping.is_set():
             out.write(dict(fields, stream=sc.stream_id, kind=kind))
 
+    def reported(handler):
+        """Wrap a callback so that an exception in it becomes an "error" line on stdout
+        (the library would only print a traceback to the console and go on)."""
+        def wrapper(sc, *a):
+            try:
+                handler(sc, *a)
+            except Exception as ex:  # noqa: BLE001 - report anything
+                emit(sc, "error", callback=handler.__name__, error="%s: %s" % (type(ex).__name__, ex))
+        return wrapper
+
     def on_properties(sc):
         p = sc.properties
         tor = p.time_of_recording
@@ -310,12 +324,15 @@ def cmd_consume(args, out):
         for ts in data.timestamps:
             row = {"timestamp": ts.timestamp_nanoseconds, "numeric": {}, "string": {}, "binary": {},
                    "tags": dict(ts.tags)}
+            # A packet is columnar: a parameter missing on this row is still listed, typed
+            # by its column, with the value None (a null cell). Leave those out. (Use the
+            # typed accessors: ParameterValue.value raises for a null binary cell.)
             for pid, pv in ts.parameters.items():
-                if pv.type == ParameterValueType.Numeric:
+                if pv.type == ParameterValueType.Numeric and pv.numeric_value is not None:
                     row["numeric"][pid] = pv.numeric_value
-                elif pv.type == ParameterValueType.String:
+                elif pv.type == ParameterValueType.String and pv.string_value is not None:
                     row["string"][pid] = pv.string_value
-                elif pv.type == ParameterValueType.Binary:
+                elif pv.type == ParameterValueType.Binary and pv.binary_value is not None:
                     row["binary"][pid] = _b64(pv.binary_value)
             rows.append(row)
         emit(sc, "timeseries", rows=rows)
@@ -334,12 +351,12 @@ def cmd_consume(args, out):
         # Handlers must be attached here: the first package of the stream is dispatched
         # right after this callback returns.
         emit(sc, "stream_received")
-        sc.properties.on_changed = on_properties
-        sc.timeseries.on_definitions_changed = on_parameter_definitions
-        sc.events.on_definitions_changed = on_event_definitions
-        sc.timeseries.on_data_received = on_timeseries
-        sc.events.on_data_received = on_event
-        sc.on_stream_closed = on_closed
+        sc.properties.on_changed = reported(on_properties)
+        sc.timeseries.on_definitions_changed = reported(on_parameter_definitions)
+        sc.events.on_definitions_changed = reported(on_event_definitions)
+        sc.timeseries.on_data_received = reported(on_timeseries)
+        sc.events.on_data_received = reported(on_event)
+        sc.on_stream_closed = reported(on_closed)
 
     client = qx.KafkaStreamingClient(args.brokers)
     tc = client.get_topic_consumer(args.topic, consumer_group=args.group,

@@ -1,4 +1,6 @@
+import OrderedCollections
 import QuixProtocol
+import QuixTestSupport
 import Testing
 
 /// SplitMix64: a small seeded generator, so a failing case can be replayed from its seed.

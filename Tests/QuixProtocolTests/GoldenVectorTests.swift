@@ -1,6 +1,7 @@
 import Foundation
 import OrderedCollections
 import QuixProtocol
+import QuixTestSupport
 import Testing
 
 @Suite("golden vectors of quixstreams 0.5.7")

@@ -1,6 +1,7 @@
 import Foundation
 import OrderedCollections
 import QuixProtocol
+import QuixTestSupport
 import Testing
 
 /// Decodes a whole value, or returns the typed error.
@@ -139,7 +140,8 @@ struct MalformedInputTests {
         var merged: [UInt8]?
         for (step, index) in order.enumerated() {
             let outcome = try merger.add(parts[index][...], partition: 0, key: [1], offset: Int64(10 + index))
-            if case .merged(let bytes, let firstOffset) = outcome {
+            if case .merged(let bytes, let firstOffset, let parts) = outcome {
+                #expect(parts == 4)
                 #expect(step == order.count - 1)
                 #expect(firstOffset == 10)
                 merged = bytes

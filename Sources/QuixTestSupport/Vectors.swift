@@ -1,38 +1,40 @@
 import Foundation
 import QuixProtocol
 
+/// Test fixtures shared by the test targets (never a product).
+///
 /// The golden vectors made by the real quixstreams 0.5.7, in the shared folder beside the
 /// repository (`../shared/quix-protocol/vectors`), or where `QUIX_VECTORS` points.
-enum Vectors {
-    static let directory: URL = {
+public enum Vectors {
+    public static let directory: URL = {
         if let path = ProcessInfo.processInfo.environment["QUIX_VECTORS"] { return URL(fileURLWithPath: path) }
         return URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("../shared/quix-protocol/vectors").standardized
     }()
 
-    static let files = [
+    public static let files = [
         "basic", "timeseries_variants", "buffer_packet_size", "buffer_time_span", "buffer_timeout", "buffer_default",
         "events", "multi_stream", "close_types", "split", "codec_json_explicit", "codec_compact_json", "codec_protobuf",
     ]
 
     /// One captured Kafka message.
-    struct Record {
-        var file: String
-        var partition: Int32
-        var offset: Int64
-        var key: [UInt8]?
-        var value: [UInt8]
+    public struct Record {
+        public var file: String
+        public var partition: Int32
+        public var offset: Int64
+        public var key: [UInt8]?
+        public var value: [UInt8]
     }
 
     /// A message after merging split parts: its value and the parts it came from.
-    struct Message {
-        var record: Record
-        var value: [UInt8]
-        var parts: [[UInt8]]
+    public struct Message {
+        public var record: Record
+        public var value: [UInt8]
+        public var parts: [[UInt8]]
     }
 
-    static func records(_ file: String) throws -> [Record] {
+    public static func records(_ file: String) throws -> [Record] {
         let text = try String(contentsOf: directory.appendingPathComponent("\(file).jsonl"), encoding: .utf8)
         return try text.split(separator: "\n").map { line in
             let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
@@ -44,7 +46,7 @@ enum Vectors {
     }
 
     /// The messages of a file, split parts merged, in capture order.
-    static func messages(_ file: String) throws -> [Message] {
+    public static func messages(_ file: String) throws -> [Message] {
         var merger = SplitMerger()
         var parts: [UInt32: [[UInt8]]] = [:]
         var messages: [Message] = []
@@ -53,7 +55,7 @@ enum Vectors {
             switch try merger.add(record.value[...], partition: record.partition, key: record.key, offset: record.offset) {
             case .whole: messages.append(Message(record: record, value: record.value, parts: [record.value]))
             case .pending: break
-            case .merged(let bytes, _):
+            case .merged(let bytes, _, _):
                 let id = MessageSplit.header(of: record.value[...])!.messageID
                 messages.append(Message(record: record, value: bytes, parts: parts.removeValue(forKey: id)!))
             }
@@ -62,7 +64,7 @@ enum Vectors {
     }
 
     /// The models of a file, with their stream ids, in order.
-    static func models(_ file: String) throws -> [(stream: String, model: QuixModel)] {
+    public static func models(_ file: String) throws -> [(stream: String, model: QuixModel)] {
         try messages(file).map { message in
             guard case .model(let model) = try QuixCodec.decode(message.value[...]) else {
                 throw QuixProtocolError(.wrongType, "\(file) offset \(message.record.offset) is no model")
@@ -72,7 +74,7 @@ enum Vectors {
     }
 
     /// The cases of `consumer_acceptance.json`: name → (key, values).
-    static func acceptanceCases() throws -> [String: (key: [UInt8]?, values: [[UInt8]])] {
+    public static func acceptanceCases() throws -> [String: (key: [UInt8]?, values: [[UInt8]])] {
         struct Case: Decodable {
             var key: String?
             var values_b64: [String]
