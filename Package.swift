@@ -42,13 +42,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        // Benchmarks are executables of this package (a separate package could not name this one:
-        // a path dependency's identity is the folder name of the clone). Run them with the scripts
-        // beside them; they are never run by the tests.
-        .executableTarget(
-            name: "KafkaThroughput",
-            dependencies: ["QuixKafka"],
-            path: "Benchmarks/KafkaThroughput"),
         // Fixtures shared by the test targets; never a product.
         .target(
             name: "QuixTestSupport",

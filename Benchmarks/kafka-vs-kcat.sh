@@ -19,9 +19,9 @@ size=${2:-100}
 runs=${3:-3}
 
 swift build -c release --package-path .. --product quixd >/dev/null
-swift build -c release --package-path .. --product KafkaThroughput >/dev/null
+swift build -c release --product KafkaThroughput >/dev/null
 quixd="$(swift build -c release --package-path .. --show-bin-path)/quixd"
-bench="$(swift build -c release --package-path .. --show-bin-path)/KafkaThroughput"
+bench="$(swift build -c release --show-bin-path)/KafkaThroughput"
 
 work=$(mktemp -d)
 broker_pid=""

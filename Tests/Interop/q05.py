@@ -8,7 +8,7 @@ Run it with the interpreter of .venv-interop (see scripts/setup-interop.sh):
     PY=$(scripts/setup-interop.sh | tail -n1)
     $PY Tests/Interop/q05.py produce --brokers B --topic T --scenario NAME
     $PY Tests/Interop/q05.py consume --brokers B --topic T --group G --timeout 20 [--expect-streams N]
-    $PY Tests/Interop/q05.py list                      # scenario names and stream ids
+    $PY Tests/Interop/q05.py list                      # scenario names and descriptions
 
 produce  publishes one scenario with the 0.5.7 producer API, closes its streams, flushes
          and disposes the producer (everything is delivered when it exits), then prints one
@@ -262,14 +262,27 @@ def _b64(b) -> str:
 # Subcommands
 # ----------------------------------------------------------------------------------------
 
+def watchdog(seconds, what):
+    """Exit with status 3 if still running after `seconds`: the 0.5.7 producer retries an
+    unreachable broker for minutes (librdkafka's message.timeout.ms is 300 s), and a test
+    should fail fast instead."""
+    def fire():
+        print("q05 %s: still running after %.0f s, giving up" % (what, seconds), file=sys.stderr, flush=True)
+        os._exit(3)
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
+
+
 def cmd_produce(args, out):
+    watchdog(args.deadline, "produce")
     import quixstreams as qx
     qx.Logging.update_factory(qx.LogLevel.Warning)
     started = time.monotonic()
     client = qx.KafkaStreamingClient(args.brokers)
     tp = client.get_topic_producer(args.topic)
     streams = SCENARIOS[args.scenario](qx, tp)
-    tp.flush()      # waits until librdkafka has delivered everything queued
+    tp.flush()      # flush + dispose: on return every message has reached the broker
     tp.dispose()
     out.write({"scenario": args.scenario, "topic": args.topic, "streams": streams,
                "seconds": round(time.monotonic() - started, 3)})
@@ -277,6 +290,7 @@ def cmd_produce(args, out):
 
 
 def cmd_consume(args, out):
+    watchdog(args.timeout + 20, "consume")   # subscribe/dispose should never take that long
     import quixstreams as qx
     from quixstreams.models.parametervalue import ParameterValueType
     qx.Logging.update_factory(qx.LogLevel.Warning)
@@ -385,6 +399,8 @@ def main(argv):
     p.add_argument("--brokers", required=True)
     p.add_argument("--topic", required=True)
     p.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
+    p.add_argument("--deadline", type=float, default=45,
+                   help="exit with status 3 if not done after this many seconds (default 45)")
     c = sub.add_parser("consume", help="print what the 0.5.7 consumer receives, as JSON lines")
     c.add_argument("--brokers", required=True)
     c.add_argument("--topic", required=True)

@@ -233,18 +233,18 @@ enum TypedJSONCodec {
                 sawTimestamps = true
                 try reader.readArray { reader throws(QuixProtocolError) in data.timestamps.append(try reader.readInt64()) }
             } else if member.equalsIgnoringCase("NumericValues") {
-                try readColumns(&reader, into: &data.numericValues) { reader throws(QuixProtocolError) in try reader.readOptionalDouble() }
+                try readColumns(&reader, into: &data.numericValues, rows: data.timestamps.count) { reader throws(QuixProtocolError) in try reader.readOptionalDouble() }
             } else if member.equalsIgnoringCase("StringValues") {
-                try readColumns(&reader, into: &data.stringValues) { reader throws(QuixProtocolError) in try reader.readOptionalString() }
+                try readColumns(&reader, into: &data.stringValues, rows: data.timestamps.count) { reader throws(QuixProtocolError) in try reader.readOptionalString() }
             } else if member.equalsIgnoringCase("BinaryValues") {
-                try readColumns(&reader, into: &data.binaryValues) { reader throws(QuixProtocolError) in
+                try readColumns(&reader, into: &data.binaryValues, rows: data.timestamps.count) { reader throws(QuixProtocolError) in
                     if try reader.readNullIfPresent() { return nil }
                     let start = reader.position
                     let text = Array(try reader.readString().utf8)
                     return try Base64.decode(text[...], offset: start + 1 - payload.startIndex)
                 }
             } else if member.equalsIgnoringCase("TagValues") {
-                try readColumns(&reader, into: &data.tagValues) { reader throws(QuixProtocolError) in try reader.readOptionalString() }
+                try readColumns(&reader, into: &data.tagValues, rows: data.timestamps.count) { reader throws(QuixProtocolError) in try reader.readOptionalString() }
             } else {
                 try reader.skipValue()
             }
@@ -343,18 +343,33 @@ enum TypedJSONCodec {
         return map
     }
 
+    /// Reads `{name: [cells]}`; `rows` (the timestamps read so far, usually all) sizes the columns.
+    /// The map is built once at the end, its hash table sized up front.
+    @inline(__always)
     private static func readColumns<Cell>(
-        _ reader: inout JSONReader, into columns: inout OrderedDictionary<String, [Cell?]>,
+        _ reader: inout JSONReader, into columns: inout OrderedDictionary<String, [Cell?]>, rows: Int,
         _ readCell: (inout JSONReader) throws(QuixProtocolError) -> Cell?
     ) throws(QuixProtocolError) {
         if try reader.readNullIfPresent() { return }
+        var names: [String] = []
+        var values: [[Cell?]] = []
         try reader.readObject { reader, name throws(QuixProtocolError) in
             var column: [Cell?] = []
+            column.reserveCapacity(rows)
             if try !reader.readNullIfPresent() {
                 try reader.readArray { reader throws(QuixProtocolError) in column.append(try readCell(&reader)) }
             }
-            columns[name] = column
+            names.append(name)
+            values.append(column)
         }
+        var keys = OrderedSet<String>(minimumCapacity: names.count)
+        var unique: [[Cell?]] = []
+        unique.reserveCapacity(values.count)
+        for (name, column) in zip(names, values) {
+            let (inserted, index) = keys.append(name)
+            if inserted { unique.append(column) } else { unique[index] = column }  // a repeated name: the later wins
+        }
+        columns = OrderedDictionary(uncheckedUniqueKeys: keys, values: unique)
     }
 
     private static func readList<Element>(

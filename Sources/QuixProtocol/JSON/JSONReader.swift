@@ -86,12 +86,40 @@ struct JSONReader {
         }
     }
 
-    /// The byte range of the next value, skipped.
+    /// The byte range of the next value, found by a structural scan (brackets and strings) that
+    /// does not decode it: whoever reads the value checks it fully.
     mutating func rangeOfValue() throws(QuixProtocolError) -> Range<Int> {
         skipWhitespace()
         let start = position
-        try skipValue()
-        return start..<position
+        guard position < bytes.endIndex else { throw truncated("a value") }
+        switch bytes[position] {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            var depth = 0
+            while position < bytes.endIndex {
+                switch bytes[position] {
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    depth += 1
+                    guard depth <= Self.maximumDepth else {
+                        throw QuixProtocolError(.unexpectedToken, "nesting deeper than \(Self.maximumDepth)", at: position)
+                    }
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    depth -= 1
+                    if depth == 0 {
+                        position += 1
+                        return start..<position
+                    }
+                case UInt8(ascii: "\""):
+                    _ = try readStringRange()
+                    continue
+                default: break
+                }
+                position += 1
+            }
+            throw truncated("the end of a value")
+        default:
+            try skipValue()
+            return start..<position
+        }
     }
 
     /// Checks that nothing but white space follows.
@@ -127,6 +155,7 @@ struct JSONReader {
     mutating func readString() throws(QuixProtocolError) -> String {
         let (range, escaped) = try readStringRange()
         if !escaped {
+            if bytes[range].allSatisfy({ $0 < 0x80 }) { return String(decoding: bytes[range], as: UTF8.self) }  // ASCII is valid UTF-8
             guard let text = String(validating: bytes[range], as: UTF8.self) else {
                 throw QuixProtocolError(.invalidUTF8, "a string is not valid UTF-8", at: range.lowerBound)
             }
@@ -268,11 +297,32 @@ struct JSONReader {
             let value = Double(mantissa) / Self.powersOfTen[fractionDigits]
             return negative ? -value : value
         }
+        #if arch(x86_64)
+        // Up to 19 digits: the quotient in Float80 (64-bit mantissa, both operands exact) is
+        // correctly rounded to a double unless it lies within one Float80 ulp of a halfway
+        // point between two doubles; that rare case goes to strtod below.
+        if !hasExponent && significant <= 19 && fractionDigits <= 27 {
+            let quotient = Float80(mantissa) / Self.extendedPowersOfTen[fractionDigits]
+            let roundingBits = quotient.significandBitPattern & 0x7FF
+            if roundingBits < 0x3FF || roundingBits > 0x401 {
+                let value = Double(quotient)
+                return negative ? -value : value
+            }
+        }
+        #endif
         guard let text = String(validating: bytes[start..<position], as: UTF8.self), let value = Double(text) else {
             throw QuixProtocolError(.invalidNumber, "not a number", at: start)
         }
         return value
     }
+
+    #if arch(x86_64)
+    private static let extendedPowersOfTen: [Float80] = (0...27).map { exponent in
+        var value: Float80 = 1
+        for _ in 0..<exponent { value *= 10 }
+        return value
+    }
+    #endif
 
     private static let powersOfTen: [Double] = (0...22).map { exponent in
         var value = 1.0

@@ -162,6 +162,7 @@ enum DotNetDouble {
             bytes.append(contentsOf: [UInt8(ascii: "."), UInt8(ascii: "0")])
             return
         }
+        if appendShortDecimal(value, to: &bytes) { return }
         let (negative, digits, exponent) = shortestDigits(value)
         if negative { bytes.append(UInt8(ascii: "-")) }
         if exponent > -5 && exponent < 15 {
@@ -190,6 +191,46 @@ enum DotNetDouble {
             if magnitude.count < 2 { bytes.append(UInt8(ascii: "0")) }
             bytes.append(contentsOf: magnitude.utf8)
         }
+    }
+
+    /// Fast path for values with a few decimals (most telemetry): the smallest `k` for which
+    /// `round(value × 10^k) / 10^k` reads back as `value` (both exact below 2^53 and 10^22, so the
+    /// division is correctly rounded, as parsing the text is). Fixed-point range only.
+    private static func appendShortDecimal(_ value: Double, to bytes: inout [UInt8]) -> Bool {
+        let magnitude = value.magnitude
+        guard magnitude >= 1e-4 && magnitude < 1e15 else { return false }
+        for decimals in 1...15 {
+            let scaled = (magnitude * powersOfTen[decimals]).rounded()
+            guard scaled < 9_007_199_254_740_992 else { return false }
+            guard scaled / powersOfTen[decimals] == magnitude else { continue }
+            var digits = UInt64(scaled)
+            var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)  // up to 24 characters, written backwards
+            let count = withUnsafeMutableBytes(of: &scratch) { buffer -> Int in
+                var index = buffer.count
+                var written = 0
+                while digits > 0 || written <= decimals {
+                    index -= 1
+                    buffer[index] = UInt8(ascii: "0") + UInt8(digits % 10)
+                    digits /= 10
+                    written += 1
+                    if written == decimals {
+                        index -= 1
+                        buffer[index] = UInt8(ascii: ".")
+                    }
+                }
+                return buffer.count - index
+            }
+            if value < 0 { bytes.append(UInt8(ascii: "-")) }
+            withUnsafeBytes(of: &scratch) { bytes.append(contentsOf: $0[($0.count - count)...]) }
+            return true
+        }
+        return false
+    }
+
+    private static let powersOfTen: [Double] = (0...22).map { exponent in
+        var value = 1.0
+        for _ in 0..<exponent { value *= 10 }
+        return value
     }
 
     /// The shortest round-trip significant digits (no leading or trailing zeros) and the decimal
