@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine and runs every test (unit, mock-cluster integration, CLI).
+# Sets up a fresh Debian machine and runs every test (unit, mock-cluster integration, CLI, and
+# interop with the real quixstreams 0.5.7 from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/setup-interop.sh >/dev/null
 swift build --build-tests
 swift test --skip-build "$@"

@@ -7,16 +7,21 @@ import Synchronization
 import Testing
 
 /// The built `quixd` executable, next to the test bundle.
-private func quixd() throws -> URL {
+func quixd() throws -> URL {
     let url = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("quixd")
     try #require(FileManager.default.isExecutableFile(atPath: url.path), "quixd is not built at \(url.path)")
     return url
 }
 
 /// Runs quixd with `arguments` and `input`; returns its exit code, standard output and error.
-private func runQuixd(_ arguments: [String], input: Data = Data()) async throws -> (status: Int32, output: String, error: String) {
+func runQuixd(_ arguments: [String], input: Data = Data()) async throws -> (status: Int32, output: String, error: String) {
+    try await runProcess(try quixd(), arguments, input: input)
+}
+
+/// Runs a program to completion, feeding `input` and collecting both outputs.
+func runProcess(_ executable: URL, _ arguments: [String], input: Data = Data()) async throws -> (status: Int32, output: String, error: String) {
     let process = Process()
-    process.executableURL = try quixd()
+    process.executableURL = executable
     process.arguments = arguments
     let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
     process.standardInput = stdin
@@ -31,17 +36,13 @@ private func runQuixd(_ arguments: [String], input: Data = Data()) async throws 
     readers.forEach { $0.start() }
     try stdin.fileHandleForWriting.write(contentsOf: input)
     try stdin.fileHandleForWriting.close()
-    await withCheckedContinuation { continuation in
-        process.terminationHandler = { _ in continuation.resume() }
-        if !process.isRunning { process.terminationHandler = nil; continuation.resume() }
-    }
-    while readers.contains(where: { !$0.isFinished }) { try await Task.sleep(for: .milliseconds(10)) }
+    while process.isRunning || readers.contains(where: { !$0.isFinished }) { try await Task.sleep(for: .milliseconds(10)) }
     let (output, error) = collected.withLock { $0 }
     return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
 }
 
 /// Every package of `topic`, assembled, by stream id, in order.
-private func packages(_ cluster: MockCluster, _ topic: String, expected: Int) async throws -> [String: [[UInt8]]] {
+func packages(_ cluster: MockCluster, _ topic: String, expected: Int) async throws -> [String: [[UInt8]]] {
     let consumer = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil))
     try consumer.assign((0..<4).map { TopicPartitionOffset(topic, $0, offset: KafkaOffset.beginning) })
     var assembler = PackageAssembler()

@@ -1,0 +1,234 @@
+import Foundation
+import OrderedCollections
+import QuixKafka
+import QuixProtocol
+import Synchronization
+import Testing
+
+/// The Python of `.venv-interop` (real quixstreams 0.5.7, made by scripts/setup-interop.sh), or
+/// `QUIX_INTEROP_PYTHON`.
+private let interopPython: URL = {
+    if let path = ProcessInfo.processInfo.environment["QUIX_INTEROP_PYTHON"] { return URL(fileURLWithPath: path) }
+    return repositoryRoot.appendingPathComponent(".venv-interop/bin/python")
+}()
+
+private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// Scenarios of Tests/Interop/q05.py and how many streams each closes.
+private let scenarios: [(name: String, streams: Int)] = [
+    ("properties", 2), ("definitions", 1), ("timeseries", 1), ("buffered", 2), ("events", 1), ("interleaved", 3),
+    ("close", 3), ("large", 1),
+]
+
+/// Runs q05.py (the real quixstreams 0.5.7) with `arguments`.
+private func q05(_ arguments: [String]) async throws -> String {
+    let result = try await runProcess(interopPython, [repositoryRoot.appendingPathComponent("Tests/Interop/q05.py").path] + arguments)
+    try #require(result.status == 0, "q05.py \(arguments.prefix(1)) exited \(result.status): \(result.error.suffix(2_000))")
+    return result.output
+}
+
+/// What the real 0.5.7 consumer reports for `topic`, per stream, in callback order (as JSON
+/// objects, without the stream-received lines).
+private func referenceView(_ cluster: MockCluster, topic: String, streams: Int) async throws -> [String: [String]] {
+    let output = try await q05([
+        "consume", "--brokers", cluster.bootstrapServers, "--topic", topic, "--group", "g-\(UUID().uuidString.prefix(8))",
+        "--timeout", "30", "--expect-streams", "\(streams)",
+    ])
+    var view: [String: [String]] = [:]
+    for line in output.split(separator: "\n") {
+        let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        let kind = object["kind"] as! String
+        #expect(kind != "error", "the reference consumer's handler failed: \(line)")
+        guard kind != "stream_received" else { continue }
+        view[object["stream"] as! String, default: []].append(try canonical(object))
+    }
+    return view
+}
+
+/// One JSON text per object, keys sorted and numbers spelled by one serializer, for comparison.
+private func canonical(_ object: [String: Any]) throws -> String {
+    String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed]), as: UTF8.self)
+}
+
+/// A JSON null for a missing value.
+private func null(_ value: Any?) -> Any { value ?? NSNull() }
+
+/// A number as q05.py prints it: non-finite values as the strings of the wire format.
+private func number(_ value: Double) -> Any {
+    if value.isNaN { return "NaN" }
+    if value.isInfinite { return value > 0 ? "Infinity" : "-Infinity" }
+    return value
+}
+
+/// Our decoding of `topic`, rendered as q05.py renders the reference consumer's callbacks.
+private func ourView(_ records: [QuixRecord]) throws -> [String: [String]] {
+    var view: [String: [String]] = [:]
+    for record in records {
+        guard case .model(let model) = record.message else {
+            Issue.record("\(record.stream): not a model: \(record.message)")
+            continue
+        }
+        var object: [String: Any] = ["stream": record.stream]
+        switch model {
+        case .streamProperties(let properties):
+            object["kind"] = "properties"
+            object["name"] = null(properties.name)
+            object["location"] = null(properties.location)
+            object["metadata"] = Dictionary(uniqueKeysWithValues: properties.metadata.map { ($0.key, $0.value) })
+            object["parents"] = properties.parents
+            object["time_of_recording"] = null(properties.timeOfRecording)
+            view[record.stream, default: []].append(try canonical(object))
+        case .parameterDefinitions(let definitions):
+            var flat: [[String: Any]] = []
+            func add(_ parameters: [ParameterDefinition], at location: String) {
+                for parameter in parameters {
+                    flat.append([
+                        "id": parameter.id, "name": null(parameter.name), "description": null(parameter.description),
+                        "location": location, "minimum_value": null(parameter.minimumValue.map(number)),
+                        "maximum_value": null(parameter.maximumValue.map(number)), "unit": null(parameter.unit),
+                        "format": null(parameter.format), "custom_properties": null(parameter.customProperties),
+                    ])
+                }
+            }
+            func walk(_ groups: [ParameterGroup], under location: String) {
+                for group in groups {
+                    add(group.parameters, at: location + "/" + group.name)
+                    walk(group.childGroups, under: location + "/" + group.name)
+                }
+            }
+            add(definitions.parameters, at: "")
+            walk(definitions.parameterGroups, under: "")
+            object["kind"] = "parameter_definitions"
+            object["definitions"] = flat.sorted { ($0["location"] as! String, $0["id"] as! String) < ($1["location"] as! String, $1["id"] as! String) }
+            view[record.stream, default: []].append(try canonical(object))
+        case .eventDefinitions(let definitions):
+            var flat: [[String: Any]] = []
+            func add(_ events: [EventDefinition], at location: String) {
+                for event in events {
+                    flat.append([
+                        "id": event.id, "name": null(event.name), "description": null(event.description), "location": location,
+                        "level": event.effectiveLevel.rawValue, "custom_properties": null(event.customProperties),
+                    ])
+                }
+            }
+            func walk(_ groups: [EventGroup], under location: String) {
+                for group in groups {
+                    add(group.events, at: location + "/" + group.name)
+                    walk(group.childGroups, under: location + "/" + group.name)
+                }
+            }
+            add(definitions.events, at: "")
+            walk(definitions.eventGroups, under: "")
+            object["kind"] = "event_definitions"
+            object["definitions"] = flat.sorted { ($0["location"] as! String, $0["id"] as! String) < ($1["location"] as! String, $1["id"] as! String) }
+            view[record.stream, default: []].append(try canonical(object))
+        case .timeseries(let data):
+            object["kind"] = "timeseries"
+            object["rows"] = data.timestamps.indices.map { row -> [String: Any] in
+                [
+                    "timestamp": data.epoch + data.timestamps[row],
+                    "numeric": Dictionary(uniqueKeysWithValues: data.numericValues.compactMap { name, column in column[row].map { (name, number($0)) } }),
+                    "string": Dictionary(uniqueKeysWithValues: data.stringValues.compactMap { name, column in column[row].map { (name, $0) } }),
+                    "binary": Dictionary(uniqueKeysWithValues: data.binaryValues.compactMap { name, column in
+                        column[row].map { (name, Data($0).base64EncodedString()) } }),
+                    "tags": Dictionary(uniqueKeysWithValues: data.tagValues.compactMap { name, column in column[row].map { (name, $0) } }),
+                ]
+            }
+            view[record.stream, default: []].append(try canonical(object))
+        case .eventData(let events):
+            for event in events {
+                view[record.stream, default: []].append(
+                    try canonical([
+                        "stream": record.stream, "kind": "event", "id": event.id, "timestamp": event.timestamp, "value": event.value,
+                        "tags": Dictionary(uniqueKeysWithValues: event.tags.map { ($0.key, $0.value) }),
+                    ]))
+            }
+        case .streamEnd(let type):
+            object["kind"] = "closed"
+            object["end_type"] = type.rawValue
+            view[record.stream, default: []].append(try canonical(object))
+        }
+    }
+    return view
+}
+
+/// Every record of a topic (one partition), read to its end with QuixKafka and QuixProtocol.
+private func records(_ cluster: MockCluster, topic: String) async throws -> [QuixRecord] {
+    let consumer = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil))
+    let end = try await consumer.watermarks(TopicPartition(topic, 0)).high
+    try consumer.assign([TopicPartitionOffset(topic, 0, offset: KafkaOffset.beginning)])
+    var assembler = PackageAssembler()
+    var records: [QuixRecord] = []
+    var last: Int64 = -1
+    for await event in consumer.events where last + 1 < end {
+        guard case .messages(let batch) = event else { continue }
+        for message in batch {
+            last = message.offset
+            for package in assembler.add(
+                partition: message.partition, key: message.key.map(Array.init), offset: message.offset,
+                timestampMilliseconds: message.timestampMilliseconds, value: message.value ?? [])
+            {
+                records.append(try QuixRecord(package))
+            }
+        }
+        if last + 1 >= end { break }
+    }
+    await consumer.close()
+    return records
+}
+
+/// Runs `body` for every element, at most `width` at a time.
+private func forEach<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) async throws -> Void) async throws {
+    for start in stride(from: 0, to: items.count, by: width) {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for item in items[start..<min(items.count, start + width)] { group.addTask { try await body(item) } }
+            try await group.waitForAll()
+        }
+    }
+}
+
+@Suite("interop with the real quixstreams 0.5.7", .serialized, .timeLimit(.minutes(6)))
+struct InteropTests {
+    @Test("what 0.5.7 writes, quixd reads as 0.5.7 does; what quixd re-encodes, 0.5.7 reads as the original")
+    func bothDirections() async throws {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: interopPython.path),
+            "no quixstreams 0.5.7 venv at \(interopPython.path): run scripts/setup-interop.sh")
+        let cluster = try MockCluster(brokers: 1)
+        for (name, _) in scenarios {
+            try cluster.createTopic("py-\(name)", partitions: 1)
+            try cluster.createTopic("swift-\(name)", partitions: 1)
+        }
+        // 0.5.7 writes every scenario.
+        try await forEach(scenarios, width: 4) { scenario in
+            _ = try await q05(["produce", "--brokers", cluster.bootstrapServers, "--topic", "py-\(scenario.name)", "--scenario", scenario.name])
+        }
+        // quixd reads them, and writes them again with its own encoder (and splitter) through `quixd produce`.
+        let decoded = Mutex([String: [QuixRecord]]())
+        try await forEach(scenarios, width: 4) { scenario in
+            let read = try await records(cluster, topic: "py-\(scenario.name)")
+            decoded.withLock { $0[scenario.name] = read }
+            let lines = read.map { String(decoding: $0.jsonLine(), as: UTF8.self) }.joined(separator: "\n")
+            let produced = try await runQuixd(
+                ["produce", "--brokers", cluster.bootstrapServers, "--topic", "swift-\(scenario.name)"], input: Data(lines.utf8))
+            #expect(produced.status == 0, "\(scenario.name): \(produced.error)")
+        }
+        // 0.5.7 reads both topics; the three views must agree.
+        let views = Mutex([String: [String: [String]]]())
+        try await forEach(scenarios.flatMap { [("py", $0), ("swift", $0)] }, width: 8) { (side, scenario) in
+            let view = try await referenceView(cluster, topic: "\(side)-\(scenario.name)", streams: scenario.streams)
+            views.withLock { $0["\(side)-\(scenario.name)"] = view }
+        }
+        let all = views.withLock { $0 }
+        for (name, streams) in scenarios {
+            let original = try #require(all["py-\(name)"])
+            #expect(original.count == streams || name == "properties", "\(name): the reference saw \(original.keys.sorted())")
+            let ours = try ourView(decoded.withLock { $0[name] ?? [] })
+            #expect(ours == original, "\(name): quixd decodes differently from 0.5.7:\nours \(ours)\nreference \(original)")
+            #expect(all["swift-\(name)"] == original, "\(name): 0.5.7 reads quixd's copy differently")
+        }
+        let large = decoded.withLock { $0["large"] ?? [] }
+        #expect(large.contains { $0.parts == 5 }, "the 3 MB value arrived in 5 parts and was merged")
+    }
+}
