@@ -96,52 +96,53 @@ public struct TransportPackage: Sendable, Hashable {
     }
 
     private static func decodeJSON(_ value: ArraySlice<UInt8>) throws(QuixProtocolError) -> Reading {
-        var reader = JSONReader(value)
-        var codec = ""
-        var modelKey = ""
-        var metadata: OrderedDictionary<String, String> = [:]
-        var valueRange: Range<Int>?
-        var start: Int64?
-        var end: Int64?
-        do {
-            try reader.readObject { reader, member throws(QuixProtocolError) in
-                switch member {
-                case "C": codec = try reader.readOptionalString() ?? ""
-                case "K": modelKey = try reader.readOptionalString() ?? ""
-                case "M":
-                    if try !reader.readNullIfPresent() {
-                        try reader.readObject { reader, key throws(QuixProtocolError) in metadata[key] = try reader.readOptionalString() ?? "" }
+        return try JSONReader.read(value) { reader throws(QuixProtocolError) in
+            var codec = ""
+            var modelKey = ""
+            var metadata: OrderedDictionary<String, String> = [:]
+            var valueRange: Range<Int>?
+            var start: Int64?
+            var end: Int64?
+            do throws(QuixProtocolError) {
+                try reader.readObject { reader, member throws(QuixProtocolError) in
+                    switch member {
+                    case "C": codec = try reader.readOptionalString() ?? ""
+                    case "K": modelKey = try reader.readOptionalString() ?? ""
+                    case "M":
+                        if try !reader.readNullIfPresent() {
+                            try reader.readObject { reader, key throws(QuixProtocolError) in metadata[key] = try reader.readOptionalString() ?? "" }
+                        }
+                    case "V": valueRange = try reader.rangeOfValue()
+                    case "S": start = try reader.readInt64()
+                    case "E": end = try reader.readInt64()
+                    default: try reader.skipValue()
                     }
-                case "V": valueRange = try reader.rangeOfValue()
-                case "S": start = try reader.readInt64()
-                case "E": end = try reader.readInt64()
-                default: try reader.skipValue()
                 }
+                try reader.expectEnd()
+            } catch {
+                return .raw(reason: error)  // the reference reads a broken envelope as raw data
             }
-            try reader.expectEnd()
-        } catch {
-            return .raw(reason: error)  // the reference reads a broken envelope as raw data
-        }
-        guard let valueRange, let start, let end else {
-            let missing = [valueRange == nil ? "V" : nil, start == nil ? "S" : nil, end == nil ? "E" : nil].compactMap { $0 }
-            return .raw(reason: QuixProtocolError(.missingMember, "an envelope without \(missing.joined(separator: ", "))"))
-        }
-        let base = Int64(value.startIndex)
-        guard start >= 0, end > start, end <= Int64(value.count),
-            Int(base + start) == valueRange.lowerBound, Int(base + end) == valueRange.upperBound
-        else {
-            throw QuixProtocolError(
-                .invalidOffsets,
-                "S=\(start) E=\(end), but V is at \(valueRange.lowerBound - value.startIndex)..<\(valueRange.upperBound - value.startIndex)")
-        }
-        var payload = value[valueRange]
-        if !isJSONContainer(payload) {
-            guard payload.count >= 2, payload.first == UInt8(ascii: "\""), payload.last == UInt8(ascii: "\"") else {
-                throw QuixProtocolError(.wrongType, "V is neither a JSON object or array nor a base64 string", at: Int(start))
+            guard let valueRange, let start, let end else {
+                let missing = [valueRange == nil ? "V" : nil, start == nil ? "S" : nil, end == nil ? "E" : nil].compactMap { $0 }
+                return .raw(reason: QuixProtocolError(.missingMember, "an envelope without \(missing.joined(separator: ", "))"))
             }
-            payload = try Base64.decode(payload.dropFirst().dropLast(), offset: Int(start) + 1)[...]
+            let base = Int64(value.startIndex)
+            guard start >= 0, end > start, end <= Int64(value.count),
+                Int(base + start) == valueRange.lowerBound, Int(base + end) == valueRange.upperBound
+            else {
+                throw QuixProtocolError(
+                    .invalidOffsets,
+                    "S=\(start) E=\(end), but V is at \(valueRange.lowerBound - value.startIndex)..<\(valueRange.upperBound - value.startIndex)")
+            }
+            var payload = value[valueRange]
+            if !isJSONContainer(payload) {
+                guard payload.count >= 2, payload.first == UInt8(ascii: "\""), payload.last == UInt8(ascii: "\"") else {
+                    throw QuixProtocolError(.wrongType, "V is neither a JSON object or array nor a base64 string", at: Int(start))
+                }
+                payload = try Base64.decode(payload.dropFirst().dropLast(), offset: Int(start) + 1)[...]
+            }
+            return .package(TransportPackage(codec: codec, modelKey: modelKey, payload: payload, metadata: metadata, format: .json))
         }
-        return .package(TransportPackage(codec: codec, modelKey: modelKey, payload: payload, metadata: metadata, format: .json))
     }
 
     private static func decodeBinary(_ value: ArraySlice<UInt8>) throws(QuixProtocolError) -> TransportPackage {

@@ -98,52 +98,17 @@ public struct QuixRecord: Sendable {
     /// Reads a line written by `jsonLine()` (or by hand: only `stream` and one of `value`, `payload`,
     /// `raw` are needed; `model` is needed with `value` and `payload`).
     public init(jsonLine: ArraySlice<UInt8>) throws(QuixProtocolError) {
-        var reader = JSONReader(jsonLine)
-        var stream: String?
-        var codec: String?
-        var envelope = "json"
-        var modelKey: String?
-        var value: ArraySlice<UInt8>?
-        var payload: [UInt8]?
-        var raw: [UInt8]?
-        var partition: Int32?
-        var offset: Int64?
-        var timestamp: Int64?
-        var parts = 1
-        try reader.readObject { reader, member throws(QuixProtocolError) in
-            switch member {
-            case "stream": stream = try reader.readString()
-            case "partition":
-                let start = reader.position
-                let number = try reader.readInt64()
-                guard let narrowed = Int32(exactly: number) else { throw QuixProtocolError(.invalidNumber, "partition \(number)", at: start) }
-                partition = narrowed
-            case "offset": offset = try reader.readInt64()
-            case "timestamp": timestamp = try reader.readInt64()
-            case "parts": parts = Int(clamping: try reader.readInt64())
-            case "codec": codec = try reader.readString()
-            case "envelope": envelope = try reader.readString()
-            case "model": modelKey = try reader.readOptionalString()
-            case "value": value = jsonLine[try reader.rangeOfValue()]
-            case "payload":
-                let start = reader.position
-                payload = try Base64.decode(Array(try reader.readString().utf8)[...], offset: start + 1)
-            case "raw":
-                let start = reader.position
-                raw = try Base64.decode(Array(try reader.readString().utf8)[...], offset: start + 1)
-            default: try reader.skipValue()
-            }
-        }
-        try reader.expectEnd()
-        guard let stream else { throw QuixProtocolError(.missingMember, "a record without \"stream\"") }
+        let line = try LineFields(jsonLine)
+        let (codec, envelope, modelKey, value, payload, raw) = (line.codec, line.envelope, line.modelKey, line.value, line.payload, line.raw)
+        guard let stream = line.stream else { throw QuixProtocolError(.missingMember, "a record without \"stream\"") }
         guard envelope == "json" || envelope == "binary" else {
             throw QuixProtocolError(.unknownEnumValue, "envelope \"\(envelope)\" (json or binary)")
         }
         self.stream = stream
-        self.partition = partition
-        self.offset = offset
-        self.timestamp = timestamp
-        self.parts = parts
+        self.partition = line.partition
+        self.offset = line.offset
+        self.timestamp = line.timestamp
+        self.parts = line.parts
         if let raw {
             message = .raw(raw)
             timeseriesCodec = .json
@@ -167,4 +132,53 @@ public struct QuixRecord: Sendable {
         default: timeseriesCodec = .json
         }
     }
+}
+
+/// The members of one JSON line, as read.
+private struct LineFields {
+    var stream: String?
+    var codec: String?
+    var envelope = "json"
+    var modelKey: String?
+    var value: ArraySlice<UInt8>?
+    var payload: [UInt8]?
+    var raw: [UInt8]?
+    var partition: Int32?
+    var offset: Int64?
+    var timestamp: Int64?
+    var parts = 1
+
+    init(_ jsonLine: ArraySlice<UInt8>) throws(QuixProtocolError) {
+        self = try JSONReader.read(jsonLine) { reader throws(QuixProtocolError) in
+            var line = LineFields()
+            try reader.readObject { reader, member throws(QuixProtocolError) in
+                switch member {
+                case "stream": line.stream = try reader.readString()
+                case "partition":
+                    let start = reader.position
+                    let number = try reader.readInt64()
+                    guard let narrowed = Int32(exactly: number) else { throw QuixProtocolError(.invalidNumber, "partition \(number)", at: start) }
+                    line.partition = narrowed
+                case "offset": line.offset = try reader.readInt64()
+                case "timestamp": line.timestamp = try reader.readInt64()
+                case "parts": line.parts = Int(clamping: try reader.readInt64())
+                case "codec": line.codec = try reader.readString()
+                case "envelope": line.envelope = try reader.readString()
+                case "model": line.modelKey = try reader.readOptionalString()
+                case "value": line.value = jsonLine[try reader.rangeOfValue()]
+                case "payload":
+                    let start = reader.position
+                    line.payload = try Base64.decode(Array(try reader.readString().utf8)[...], offset: start + 1)
+                case "raw":
+                    let start = reader.position
+                    line.raw = try Base64.decode(Array(try reader.readString().utf8)[...], offset: start + 1)
+                default: try reader.skipValue()
+                }
+            }
+            try reader.expectEnd()
+            return line
+        }
+    }
+
+    private init() {}
 }

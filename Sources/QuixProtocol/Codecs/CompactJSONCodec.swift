@@ -99,66 +99,67 @@ enum CompactJSONCodec {
     private typealias Runs<Value> = [(row: Int, value: Value)]
 
     static func decode(_ payload: ArraySlice<UInt8>) throws(QuixProtocolError) -> TimeseriesData {
-        var reader = JSONReader(payload)
-        var epoch: Int64 = 0
-        var timestamps: [Int64]?
-        var numerics: OrderedDictionary<String, Runs<Double>> = [:]
-        var strings: OrderedDictionary<String, Runs<String>> = [:]
-        var tags: OrderedDictionary<String, Runs<String>> = [:]
-        var binary: OrderedDictionary<String, [[UInt8]?]> = [:]
-        try reader.readObject { reader, member throws(QuixProtocolError) in
-            if member.equalsIgnoringCase("Epoch") {
-                epoch = try reader.readInt64()
-            } else if member.equalsIgnoringCase("Timestamps") {
-                var values: [Int64] = []
-                var previous: Int64 = 0
-                try reader.readArray { reader throws(QuixProtocolError) in
-                    let delta = try reader.readInt64()
-                    previous = values.isEmpty ? delta : previous &+ delta
-                    values.append(previous)
-                }
-                timestamps = values
-            } else if member.equalsIgnoringCase("Numerics") {
-                if try reader.readNullIfPresent() { return }
-                try reader.readObject { reader, name throws(QuixProtocolError) in
-                    var running = 0.0
-                    numerics[name] = try readRuns(&reader) { reader throws(QuixProtocolError) in
-                        running += try reader.readDouble()
-                        return running
-                    }
-                }
-            } else if member.equalsIgnoringCase("Strings") {
-                if try reader.readNullIfPresent() { return }
-                strings = try readIndexedColumns(&reader)
-            } else if member.equalsIgnoringCase("Tags") {
-                if try reader.readNullIfPresent() { return }
-                tags = try readIndexedColumns(&reader)
-            } else if member.equalsIgnoringCase("Binary") {
-                if try reader.readNullIfPresent() { return }
-                try reader.readObject { reader, name throws(QuixProtocolError) in
-                    var column: [[UInt8]?] = []
+        return try JSONReader.read(payload) { reader throws(QuixProtocolError) in
+            var epoch: Int64 = 0
+            var timestamps: [Int64]?
+            var numerics: OrderedDictionary<String, Runs<Double>> = [:]
+            var strings: OrderedDictionary<String, Runs<String>> = [:]
+            var tags: OrderedDictionary<String, Runs<String>> = [:]
+            var binary: OrderedDictionary<String, [[UInt8]?]> = [:]
+            try reader.readObject { reader, member throws(QuixProtocolError) in
+                if member.equalsIgnoringCase("Epoch") {
+                    epoch = try reader.readInt64()
+                } else if member.equalsIgnoringCase("Timestamps") {
+                    var values: [Int64] = []
+                    var previous: Int64 = 0
                     try reader.readArray { reader throws(QuixProtocolError) in
-                        if try reader.readNullIfPresent() {
-                            column.append(nil)
-                        } else {
-                            let start = reader.position
-                            column.append(try Base64.decode(Array(try reader.readString().utf8)[...], offset: start + 1))
+                        let delta = try reader.readInt64()
+                        previous = values.isEmpty ? delta : previous &+ delta
+                        values.append(previous)
+                    }
+                    timestamps = values
+                } else if member.equalsIgnoringCase("Numerics") {
+                    if try reader.readNullIfPresent() { return }
+                    try reader.readObject { reader, name throws(QuixProtocolError) in
+                        var running = 0.0
+                        numerics[name] = try readRuns(&reader) { reader throws(QuixProtocolError) in
+                            running += try reader.readDouble()
+                            return running
                         }
                     }
-                    binary[name] = column
+                } else if member.equalsIgnoringCase("Strings") {
+                    if try reader.readNullIfPresent() { return }
+                    strings = try readIndexedColumns(&reader)
+                } else if member.equalsIgnoringCase("Tags") {
+                    if try reader.readNullIfPresent() { return }
+                    tags = try readIndexedColumns(&reader)
+                } else if member.equalsIgnoringCase("Binary") {
+                    if try reader.readNullIfPresent() { return }
+                    try reader.readObject { reader, name throws(QuixProtocolError) in
+                        var column: [[UInt8]?] = []
+                        try reader.readArray { reader throws(QuixProtocolError) in
+                            if try reader.readNullIfPresent() {
+                                column.append(nil)
+                            } else {
+                                let start = reader.position
+                                column.append(try Base64.decode(Array(try reader.readString().utf8)[...], offset: start + 1))
+                            }
+                        }
+                        binary[name] = column
+                    }
+                } else {
+                    try reader.skipValue()
                 }
-            } else {
-                try reader.skipValue()
             }
+            try reader.expectEnd()
+            guard let timestamps else { throw QuixProtocolError(.missingMember, "compact timeseries data without Timestamps") }
+            var data = TimeseriesData(epoch: epoch, timestamps: timestamps, binaryValues: binary)
+            for (name, runs) in numerics { data.numericValues[name] = try place(runs, name: name, rows: timestamps.count) }
+            for (name, runs) in strings { data.stringValues[name] = try place(runs, name: name, rows: timestamps.count) }
+            for (name, runs) in tags { data.tagValues[name] = try place(runs, name: name, rows: timestamps.count) }
+            try data.validate()
+            return data
         }
-        try reader.expectEnd()
-        guard let timestamps else { throw QuixProtocolError(.missingMember, "compact timeseries data without Timestamps") }
-        var data = TimeseriesData(epoch: epoch, timestamps: timestamps, binaryValues: binary)
-        for (name, runs) in numerics { data.numericValues[name] = try place(runs, name: name, rows: timestamps.count) }
-        for (name, runs) in strings { data.stringValues[name] = try place(runs, name: name, rows: timestamps.count) }
-        for (name, runs) in tags { data.tagValues[name] = try place(runs, name: name, rows: timestamps.count) }
-        try data.validate()
-        return data
     }
 
     private static func readIndexedColumns(_ reader: inout JSONReader) throws(QuixProtocolError) -> OrderedDictionary<String, Runs<String>> {

@@ -199,139 +199,145 @@ enum TypedJSONCodec {
     // MARK: Decoding
 
     static func decodeStreamProperties(_ payload: ArraySlice<UInt8>) throws(QuixProtocolError) -> StreamProperties {
-        var reader = JSONReader(payload)
-        var properties = StreamProperties()
-        try reader.readObject { reader, member throws(QuixProtocolError) in
-            if member.equalsIgnoringCase("Name") {
-                properties.name = try reader.readOptionalString()
-            } else if member.equalsIgnoringCase("Location") {
-                properties.location = try reader.readOptionalString()
-            } else if member.equalsIgnoringCase("Metadata") {
-                properties.metadata = try readStringMap(&reader)
-            } else if member.equalsIgnoringCase("Parents") {
-                if try !reader.readNullIfPresent() {
-                    try reader.readArray { reader throws(QuixProtocolError) in properties.parents.append(try reader.readString()) }
-                }
-            } else if member.equalsIgnoringCase("TimeOfRecording") {
-                properties.timeOfRecording = try reader.readOptionalString()
-            } else {
-                try reader.skipValue()
-            }
-        }
-        try reader.expectEnd()
-        return properties
-    }
-
-    static func decodeTimeseries(_ payload: ArraySlice<UInt8>) throws(QuixProtocolError) -> TimeseriesData {
-        var reader = JSONReader(payload)
-        var data = TimeseriesData()
-        var sawTimestamps = false
-        try reader.readObject { reader, member throws(QuixProtocolError) in
-            if member.equalsIgnoringCase("Epoch") {
-                data.epoch = try reader.readInt64()
-            } else if member.equalsIgnoringCase("Timestamps") {
-                sawTimestamps = true
-                try reader.readArray { reader throws(QuixProtocolError) in data.timestamps.append(try reader.readInt64()) }
-            } else if member.equalsIgnoringCase("NumericValues") {
-                try readColumns(&reader, into: &data.numericValues, rows: data.timestamps.count) { reader throws(QuixProtocolError) in try reader.readOptionalDouble() }
-            } else if member.equalsIgnoringCase("StringValues") {
-                try readColumns(&reader, into: &data.stringValues, rows: data.timestamps.count) { reader throws(QuixProtocolError) in try reader.readOptionalString() }
-            } else if member.equalsIgnoringCase("BinaryValues") {
-                try readColumns(&reader, into: &data.binaryValues, rows: data.timestamps.count) { reader throws(QuixProtocolError) in
-                    if try reader.readNullIfPresent() { return nil }
-                    let start = reader.position
-                    let text = Array(try reader.readString().utf8)
-                    return try Base64.decode(text[...], offset: start + 1 - payload.startIndex)
-                }
-            } else if member.equalsIgnoringCase("TagValues") {
-                try readColumns(&reader, into: &data.tagValues, rows: data.timestamps.count) { reader throws(QuixProtocolError) in try reader.readOptionalString() }
-            } else {
-                try reader.skipValue()
-            }
-        }
-        try reader.expectEnd()
-        guard sawTimestamps else { throw QuixProtocolError(.missingMember, "timeseries data without Timestamps") }
-        try data.validate()
-        return data
-    }
-
-    static func decodeParameterDefinitions(_ payload: ArraySlice<UInt8>) throws(QuixProtocolError) -> ParameterDefinitions {
-        var reader = JSONReader(payload)
-        var definitions = ParameterDefinitions()
-        try reader.readObject { reader, member throws(QuixProtocolError) in
-            if member.equalsIgnoringCase("ParameterGroups") {
-                definitions.parameterGroups = try readList(&reader, readParameterGroup)
-            } else if member.equalsIgnoringCase("Parameters") {
-                definitions.parameters = try readList(&reader, readParameterDefinition)
-            } else {
-                try reader.skipValue()
-            }
-        }
-        try reader.expectEnd()
-        return definitions
-    }
-
-    static func decodeEventData(_ payload: ArraySlice<UInt8>) throws(QuixProtocolError) -> [EventData] {
-        var reader = JSONReader(payload)
-        var events: [EventData] = []
-        try reader.readArray { reader throws(QuixProtocolError) in
-            var event = EventData(id: "", timestamp: 0, value: "")
-            var sawTags = false
-            let start = reader.position
+        return try JSONReader.read(payload) { reader throws(QuixProtocolError) in
+            var properties = StreamProperties()
             try reader.readObject { reader, member throws(QuixProtocolError) in
-                if member.equalsIgnoringCase("Timestamp") {
-                    event.timestamp = try reader.readInt64()
-                } else if member.equalsIgnoringCase("Tags") {
+                if member.equalsIgnoringCase("Name") {
+                    properties.name = try reader.readOptionalString()
+                } else if member.equalsIgnoringCase("Location") {
+                    properties.location = try reader.readOptionalString()
+                } else if member.equalsIgnoringCase("Metadata") {
+                    properties.metadata = try readStringMap(&reader)
+                } else if member.equalsIgnoringCase("Parents") {
                     if try !reader.readNullIfPresent() {
-                        event.tags = try readStringMap(&reader)
-                        sawTags = true
+                        try reader.readArray { reader throws(QuixProtocolError) in properties.parents.append(try reader.readString()) }
                     }
-                } else if member.equalsIgnoringCase("Id") {
-                    event.id = try reader.readOptionalString() ?? ""
-                } else if member.equalsIgnoringCase("Value") {
-                    event.value = try reader.readOptionalString() ?? ""
+                } else if member.equalsIgnoringCase("TimeOfRecording") {
+                    properties.timeOfRecording = try reader.readOptionalString()
                 } else {
                     try reader.skipValue()
                 }
             }
-            // The reference consumer loses such an event (ArgumentNullException); say so instead.
-            guard sawTags else {
-                throw QuixProtocolError(.missingMember, "an event without Tags", at: start - payload.startIndex)
-            }
-            events.append(event)
+            try reader.expectEnd()
+            return properties
         }
-        try reader.expectEnd()
-        return events
+    }
+
+    static func decodeTimeseries(_ payload: ArraySlice<UInt8>) throws(QuixProtocolError) -> TimeseriesData {
+        return try JSONReader.read(payload) { reader throws(QuixProtocolError) in
+            var data = TimeseriesData()
+            var sawTimestamps = false
+            try reader.readObject { reader, member throws(QuixProtocolError) in
+                if member.equalsIgnoringCase("Epoch") {
+                    data.epoch = try reader.readInt64()
+                } else if member.equalsIgnoringCase("Timestamps") {
+                    sawTimestamps = true
+                    try reader.readArray { reader throws(QuixProtocolError) in data.timestamps.append(try reader.readInt64()) }
+                } else if member.equalsIgnoringCase("NumericValues") {
+                    try readColumns(&reader, into: &data.numericValues, rows: data.timestamps.count) { reader throws(QuixProtocolError) in try reader.readOptionalDouble() }
+                } else if member.equalsIgnoringCase("StringValues") {
+                    try readColumns(&reader, into: &data.stringValues, rows: data.timestamps.count) { reader throws(QuixProtocolError) in try reader.readOptionalString() }
+                } else if member.equalsIgnoringCase("BinaryValues") {
+                    try readColumns(&reader, into: &data.binaryValues, rows: data.timestamps.count) { reader throws(QuixProtocolError) in
+                        if try reader.readNullIfPresent() { return nil }
+                        let start = reader.position
+                        let text = Array(try reader.readString().utf8)
+                        return try Base64.decode(text[...], offset: start + 1 - payload.startIndex)
+                    }
+                } else if member.equalsIgnoringCase("TagValues") {
+                    try readColumns(&reader, into: &data.tagValues, rows: data.timestamps.count) { reader throws(QuixProtocolError) in try reader.readOptionalString() }
+                } else {
+                    try reader.skipValue()
+                }
+            }
+            try reader.expectEnd()
+            guard sawTimestamps else { throw QuixProtocolError(.missingMember, "timeseries data without Timestamps") }
+            try data.validate()
+            return data
+        }
+    }
+
+    static func decodeParameterDefinitions(_ payload: ArraySlice<UInt8>) throws(QuixProtocolError) -> ParameterDefinitions {
+        return try JSONReader.read(payload) { reader throws(QuixProtocolError) in
+            var definitions = ParameterDefinitions()
+            try reader.readObject { reader, member throws(QuixProtocolError) in
+                if member.equalsIgnoringCase("ParameterGroups") {
+                    definitions.parameterGroups = try readList(&reader, readParameterGroup)
+                } else if member.equalsIgnoringCase("Parameters") {
+                    definitions.parameters = try readList(&reader, readParameterDefinition)
+                } else {
+                    try reader.skipValue()
+                }
+            }
+            try reader.expectEnd()
+            return definitions
+        }
+    }
+
+    static func decodeEventData(_ payload: ArraySlice<UInt8>) throws(QuixProtocolError) -> [EventData] {
+        return try JSONReader.read(payload) { reader throws(QuixProtocolError) in
+            var events: [EventData] = []
+            try reader.readArray { reader throws(QuixProtocolError) in
+                var event = EventData(id: "", timestamp: 0, value: "")
+                var sawTags = false
+                let start = reader.position
+                try reader.readObject { reader, member throws(QuixProtocolError) in
+                    if member.equalsIgnoringCase("Timestamp") {
+                        event.timestamp = try reader.readInt64()
+                    } else if member.equalsIgnoringCase("Tags") {
+                        if try !reader.readNullIfPresent() {
+                            event.tags = try readStringMap(&reader)
+                            sawTags = true
+                        }
+                    } else if member.equalsIgnoringCase("Id") {
+                        event.id = try reader.readOptionalString() ?? ""
+                    } else if member.equalsIgnoringCase("Value") {
+                        event.value = try reader.readOptionalString() ?? ""
+                    } else {
+                        try reader.skipValue()
+                    }
+                }
+                // The reference consumer loses such an event (ArgumentNullException); say so instead.
+                guard sawTags else {
+                    throw QuixProtocolError(.missingMember, "an event without Tags", at: start - payload.startIndex)
+                }
+                events.append(event)
+            }
+            try reader.expectEnd()
+            return events
+        }
     }
 
     static func decodeEventDefinitions(_ payload: ArraySlice<UInt8>) throws(QuixProtocolError) -> EventDefinitions {
-        var reader = JSONReader(payload)
-        var definitions = EventDefinitions()
-        try reader.readObject { reader, member throws(QuixProtocolError) in
-            if member.equalsIgnoringCase("EventGroups") {
-                definitions.eventGroups = try readList(&reader, readEventGroup)
-            } else if member.equalsIgnoringCase("Events") {
-                definitions.events = try readList(&reader, readEventDefinition)
-            } else {
-                try reader.skipValue()
+        return try JSONReader.read(payload) { reader throws(QuixProtocolError) in
+            var definitions = EventDefinitions()
+            try reader.readObject { reader, member throws(QuixProtocolError) in
+                if member.equalsIgnoringCase("EventGroups") {
+                    definitions.eventGroups = try readList(&reader, readEventGroup)
+                } else if member.equalsIgnoringCase("Events") {
+                    definitions.events = try readList(&reader, readEventDefinition)
+                } else {
+                    try reader.skipValue()
+                }
             }
+            try reader.expectEnd()
+            return definitions
         }
-        try reader.expectEnd()
-        return definitions
     }
 
     static func decodeStreamEnd(_ payload: ArraySlice<UInt8>) throws(QuixProtocolError) -> StreamEndType {
-        var reader = JSONReader(payload)
-        var type = StreamEndType.closed
-        try reader.readObject { reader, member throws(QuixProtocolError) in
-            if member.equalsIgnoringCase("StreamEndType") {
-                type = try readEnum(&reader, StreamEndType.self)
-            } else {
-                try reader.skipValue()
+        return try JSONReader.read(payload) { reader throws(QuixProtocolError) in
+            var type = StreamEndType.closed
+            try reader.readObject { reader, member throws(QuixProtocolError) in
+                if member.equalsIgnoringCase("StreamEndType") {
+                    type = try readEnum(&reader, StreamEndType.self)
+                } else {
+                    try reader.skipValue()
+                }
             }
+            try reader.expectEnd()
+            return type
         }
-        try reader.expectEnd()
-        return type
     }
 
     // MARK: Decoding helpers

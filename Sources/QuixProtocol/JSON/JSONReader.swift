@@ -1,26 +1,43 @@
 /// A pull reader over JSON bytes, made for the Quix models: it reads members in whatever order
 /// they come, matches names case-insensitively (as Newtonsoft.Json does), and never trusts its
-/// input. Positions are absolute indices of `bytes`.
+/// input. It reads a buffer lent by `read(_:_:)` for the duration of one decode; positions it
+/// reports (`position`, ranges, error offsets) are indices of the caller's slice.
 struct JSONReader {
     enum Kind { case object, array, string, number, bool, null }
 
-    let bytes: ArraySlice<UInt8>
-    private(set) var position: Int
+    private let bytes: UnsafeBufferPointer<UInt8>
+    /// The index, in the caller's slice, of `bytes[0]`.
+    private let base: Int
+    private var cursor = 0
     private var depth = 0
     static let maximumDepth = 64
 
-    init(_ bytes: ArraySlice<UInt8>) {
+    private init(_ bytes: UnsafeBufferPointer<UInt8>, base: Int) {
         self.bytes = bytes
-        position = bytes.startIndex
+        self.base = base
     }
+
+    /// Runs `body` with a reader over `slice`.
+    static func read<R>(
+        _ slice: ArraySlice<UInt8>, _ body: (inout JSONReader) throws(QuixProtocolError) -> R
+    ) throws(QuixProtocolError) -> R {
+        let result: Result<R, QuixProtocolError> = slice.withUnsafeBufferPointer { buffer in
+            var reader = JSONReader(buffer, base: slice.startIndex)
+            return Result { () throws(QuixProtocolError) -> R in try body(&reader) }
+        }
+        return try result.get()
+    }
+
+    /// The index of the next byte in the caller's slice.
+    var position: Int { base + cursor }
 
     // MARK: Structure
 
     /// The kind of the next value, after white space.
     mutating func peekKind() throws(QuixProtocolError) -> Kind {
         skipWhitespace()
-        guard position < bytes.endIndex else { throw truncated("a value") }
-        switch bytes[position] {
+        guard cursor < bytes.count else { throw truncated("a value") }
+        switch bytes[cursor] {
         case UInt8(ascii: "{"): return .object
         case UInt8(ascii: "["): return .array
         case UInt8(ascii: "\""): return .string
@@ -38,7 +55,7 @@ struct JSONReader {
         try enter()
         skipWhitespace()
         if try peekByte() == UInt8(ascii: "}") {
-            position += 1
+            cursor += 1
             depth -= 1
             return
         }
@@ -60,7 +77,7 @@ struct JSONReader {
         try enter()
         skipWhitespace()
         if try peekByte() == UInt8(ascii: "]") {
-            position += 1
+            cursor += 1
             depth -= 1
             return
         }
@@ -90,42 +107,42 @@ struct JSONReader {
     /// does not decode it: whoever reads the value checks it fully.
     mutating func rangeOfValue() throws(QuixProtocolError) -> Range<Int> {
         skipWhitespace()
-        let start = position
-        guard position < bytes.endIndex else { throw truncated("a value") }
-        switch bytes[position] {
+        let start = cursor
+        guard cursor < bytes.count else { throw truncated("a value") }
+        switch bytes[cursor] {
         case UInt8(ascii: "{"), UInt8(ascii: "["):
             var depth = 0
-            while position < bytes.endIndex {
-                switch bytes[position] {
+            while cursor < bytes.count {
+                switch bytes[cursor] {
                 case UInt8(ascii: "{"), UInt8(ascii: "["):
                     depth += 1
                     guard depth <= Self.maximumDepth else {
-                        throw QuixProtocolError(.unexpectedToken, "nesting deeper than \(Self.maximumDepth)", at: position)
+                        throw QuixProtocolError(.unexpectedToken, "nesting deeper than \(Self.maximumDepth)", at: base + cursor)
                     }
                 case UInt8(ascii: "}"), UInt8(ascii: "]"):
                     depth -= 1
                     if depth == 0 {
-                        position += 1
-                        return start..<position
+                        cursor += 1
+                        return (base + start)..<(base + cursor)
                     }
                 case UInt8(ascii: "\""):
                     _ = try readStringRange()
                     continue
                 default: break
                 }
-                position += 1
+                cursor += 1
             }
             throw truncated("the end of a value")
         default:
             try skipValue()
-            return start..<position
+            return (base + start)..<(base + cursor)
         }
     }
 
     /// Checks that nothing but white space follows.
     mutating func expectEnd() throws(QuixProtocolError) {
         skipWhitespace()
-        guard position == bytes.endIndex else { throw unexpected("the end of the value") }
+        guard cursor == bytes.count else { throw unexpected("the end of the value") }
     }
 
     // MARK: Scalars
@@ -133,7 +150,7 @@ struct JSONReader {
     /// `true` and consumes `null` if the next value is null.
     mutating func readNullIfPresent() throws(QuixProtocolError) -> Bool {
         skipWhitespace()
-        guard position < bytes.endIndex, bytes[position] == UInt8(ascii: "n") else { return false }
+        guard cursor < bytes.count, bytes[cursor] == UInt8(ascii: "n") else { return false }
         try readNull()
         return true
     }
@@ -144,7 +161,7 @@ struct JSONReader {
 
     mutating func readBool() throws(QuixProtocolError) -> Bool {
         skipWhitespace()
-        if position < bytes.endIndex && bytes[position] == UInt8(ascii: "t") {
+        if cursor < bytes.count && bytes[cursor] == UInt8(ascii: "t") {
             try readLiteral("true")
             return true
         }
@@ -157,7 +174,7 @@ struct JSONReader {
         if !escaped {
             if bytes[range].allSatisfy({ $0 < 0x80 }) { return String(decoding: bytes[range], as: UTF8.self) }  // ASCII is valid UTF-8
             guard let text = String(validating: bytes[range], as: UTF8.self) else {
-                throw QuixProtocolError(.invalidUTF8, "a string is not valid UTF-8", at: range.lowerBound)
+                throw QuixProtocolError(.invalidUTF8, "a string is not valid UTF-8", at: base + range.lowerBound)
             }
             return text
         }
@@ -173,10 +190,10 @@ struct JSONReader {
     /// and "-Infinity", or the bare literals NaN, Infinity and -Infinity.
     mutating func readDouble() throws(QuixProtocolError) -> Double {
         skipWhitespace()
-        guard position < bytes.endIndex else { throw truncated("a number") }
-        let first = bytes[position]
+        guard cursor < bytes.count else { throw truncated("a number") }
+        let first = bytes[cursor]
         if first == UInt8(ascii: "\"") {
-            let start = position
+            let start = cursor
             let text = try readString()
             switch text {
             case "NaN": return .nan
@@ -184,7 +201,7 @@ struct JSONReader {
             case "-Infinity": return -.infinity
             default:
                 guard let value = Double(text) else {
-                    throw QuixProtocolError(.wrongType, "expected a number, found the string \"\(text.prefix(40))\"", at: start)
+                    throw QuixProtocolError(.wrongType, "expected a number, found the string \"\(text.prefix(40))\"", at: base + start)
                 }
                 return value
             }
@@ -197,8 +214,8 @@ struct JSONReader {
             try readLiteral("Infinity")
             return .infinity
         }
-        if first == UInt8(ascii: "-") && position + 1 < bytes.endIndex && bytes[position + 1] == UInt8(ascii: "I") {
-            position += 1
+        if first == UInt8(ascii: "-") && cursor + 1 < bytes.count && bytes[cursor + 1] == UInt8(ascii: "I") {
+            cursor += 1
             try readLiteral("Infinity")
             return -.infinity
         }
@@ -213,38 +230,38 @@ struct JSONReader {
     /// A 64-bit integer written as a JSON integer (also accepts an integral number like `5.0`).
     mutating func readInt64() throws(QuixProtocolError) -> Int64 {
         skipWhitespace()
-        let start = position
-        guard position < bytes.endIndex else { throw truncated("an integer") }
+        let start = cursor
+        guard cursor < bytes.count else { throw truncated("an integer") }
         var negative = false
-        if bytes[position] == UInt8(ascii: "-") {
+        if bytes[cursor] == UInt8(ascii: "-") {
             negative = true
-            position += 1
+            cursor += 1
         }
         var value: Int64 = 0
         var digits = 0
-        while position < bytes.endIndex, case let digit = bytes[position] &- UInt8(ascii: "0"), digit < 10 {
+        while cursor < bytes.count, case let digit = bytes[cursor] &- UInt8(ascii: "0"), digit < 10 {
             let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
             let (next, overflow2) =
                 negative ? times10.subtractingReportingOverflow(Int64(digit)) : times10.addingReportingOverflow(Int64(digit))
             guard !overflow1 && !overflow2 else {
-                throw QuixProtocolError(.invalidNumber, "an integer does not fit in 64 bits", at: start)
+                throw QuixProtocolError(.invalidNumber, "an integer does not fit in 64 bits", at: base + start)
             }
             value = next
             digits += 1
-            position += 1
+            cursor += 1
         }
         guard digits > 0 else {
-            position = start
+            cursor = start
             if (try? peekKind()) == .string {
-                throw QuixProtocolError(.wrongType, "expected an integer, found a string", at: start)
+                throw QuixProtocolError(.wrongType, "expected an integer, found a string", at: base + start)
             }
             throw unexpected("an integer")
         }
-        if position < bytes.endIndex, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[position]) {
-            position = start
+        if cursor < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[cursor]) {
+            cursor = start
             let double = try readNumber()
             guard double.rounded() == double, let integer = Int64(exactly: double) else {
-                throw QuixProtocolError(.invalidNumber, "expected an integer, found \(double)", at: start)
+                throw QuixProtocolError(.invalidNumber, "expected an integer, found \(double)", at: base + start)
             }
             return integer
         }
@@ -254,43 +271,43 @@ struct JSONReader {
     // MARK: Internals
 
     private mutating func readNumber() throws(QuixProtocolError) -> Double {
-        let start = position
+        let start = cursor
         var mantissa: UInt64 = 0
         var significant = 0
         var fractionDigits = 0
         var negative = false
-        if bytes[position] == UInt8(ascii: "-") {
+        if bytes[cursor] == UInt8(ascii: "-") {
             negative = true
-            position += 1
+            cursor += 1
         }
         var integerDigits = 0
-        while position < bytes.endIndex, case let digit = bytes[position] &- UInt8(ascii: "0"), digit < 10 {
+        while cursor < bytes.count, case let digit = bytes[cursor] &- UInt8(ascii: "0"), digit < 10 {
             if significant < 19 { mantissa = mantissa &* 10 &+ UInt64(digit) }
             if mantissa != 0 { significant += 1 }
             integerDigits += 1
-            position += 1
+            cursor += 1
         }
         guard integerDigits > 0 else { throw unexpected("a digit") }
-        if position < bytes.endIndex && bytes[position] == UInt8(ascii: ".") {
-            position += 1
-            let fractionStart = position
-            while position < bytes.endIndex, case let digit = bytes[position] &- UInt8(ascii: "0"), digit < 10 {
+        if cursor < bytes.count && bytes[cursor] == UInt8(ascii: ".") {
+            cursor += 1
+            let fractionStart = cursor
+            while cursor < bytes.count, case let digit = bytes[cursor] &- UInt8(ascii: "0"), digit < 10 {
                 if significant < 19 { mantissa = mantissa &* 10 &+ UInt64(digit); fractionDigits += 1 }
                 if mantissa != 0 { significant += 1 }
-                position += 1
+                cursor += 1
             }
-            guard position > fractionStart else { throw unexpected("a digit after '.'") }
+            guard cursor > fractionStart else { throw unexpected("a digit after '.'") }
         }
         var hasExponent = false
-        if position < bytes.endIndex && (bytes[position] == UInt8(ascii: "e") || bytes[position] == UInt8(ascii: "E")) {
+        if cursor < bytes.count && (bytes[cursor] == UInt8(ascii: "e") || bytes[cursor] == UInt8(ascii: "E")) {
             hasExponent = true
-            position += 1
-            if position < bytes.endIndex && (bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-")) {
-                position += 1
+            cursor += 1
+            if cursor < bytes.count && (bytes[cursor] == UInt8(ascii: "+") || bytes[cursor] == UInt8(ascii: "-")) {
+                cursor += 1
             }
-            let exponentStart = position
-            while position < bytes.endIndex, bytes[position] &- UInt8(ascii: "0") < 10 { position += 1 }
-            guard position > exponentStart else { throw unexpected("a digit in the exponent") }
+            let exponentStart = cursor
+            while cursor < bytes.count, bytes[cursor] &- UInt8(ascii: "0") < 10 { cursor += 1 }
+            guard cursor > exponentStart else { throw unexpected("a digit in the exponent") }
         }
         // Exact fast path: a mantissa below 2^53 divided by an exact power of ten.
         if !hasExponent && significant <= 15 && fractionDigits <= 22 {
@@ -310,8 +327,8 @@ struct JSONReader {
             }
         }
         #endif
-        guard let text = String(validating: bytes[start..<position], as: UTF8.self), let value = Double(text) else {
-            throw QuixProtocolError(.invalidNumber, "not a number", at: start)
+        guard let text = String(validating: bytes[start..<cursor], as: UTF8.self), let value = Double(text) else {
+            throw QuixProtocolError(.invalidNumber, "not a number", at: base + start)
         }
         return value
     }
@@ -333,27 +350,27 @@ struct JSONReader {
     /// The range of a string's content (without quotes) and whether it has escapes.
     private mutating func readStringRange() throws(QuixProtocolError) -> (Range<Int>, escaped: Bool) {
         skipWhitespace()
-        guard position < bytes.endIndex else { throw truncated("a string") }
-        guard bytes[position] == UInt8(ascii: "\"") else {
-            throw QuixProtocolError(.wrongType, "expected a string, found '\(Character(Unicode.Scalar(bytes[position])))'", at: position)
+        guard cursor < bytes.count else { throw truncated("a string") }
+        guard bytes[cursor] == UInt8(ascii: "\"") else {
+            throw QuixProtocolError(.wrongType, "expected a string, found '\(Character(Unicode.Scalar(bytes[cursor])))'", at: base + cursor)
         }
-        position += 1
-        let start = position
+        cursor += 1
+        let start = cursor
         var escaped = false
-        while position < bytes.endIndex {
-            let byte = bytes[position]
+        while cursor < bytes.count {
+            let byte = bytes[cursor]
             if byte == UInt8(ascii: "\"") {
-                let range = start..<position
-                position += 1
+                let range = start..<cursor
+                cursor += 1
                 return (range, escaped)
             }
             if byte == UInt8(ascii: "\\") {
                 escaped = true
-                position += 2
+                cursor += 2
                 continue
             }
-            if byte < 0x20 { throw QuixProtocolError(.unexpectedToken, "a control character inside a string", at: position) }
-            position += 1
+            if byte < 0x20 { throw QuixProtocolError(.unexpectedToken, "a control character inside a string", at: base + cursor) }
+            cursor += 1
         }
         throw truncated("the end of a string")
     }
@@ -369,7 +386,7 @@ struct JSONReader {
                 index += 1
                 continue
             }
-            guard index + 1 < range.upperBound else { throw QuixProtocolError(.unexpectedToken, "a dangling escape", at: index) }
+            guard index + 1 < range.upperBound else { throw QuixProtocolError(.unexpectedToken, "a dangling escape", at: base + index) }
             let escape = bytes[index + 1]
             index += 2
             switch escape {
@@ -385,30 +402,30 @@ struct JSONReader {
                 if (0xD800..<0xDC00).contains(scalar) {
                     // A high surrogate must be followed by an escaped low surrogate.
                     guard index + 6 <= range.upperBound, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
-                    else { throw QuixProtocolError(.invalidUTF8, "an unpaired surrogate escape", at: index) }
+                    else { throw QuixProtocolError(.invalidUTF8, "an unpaired surrogate escape", at: base + index) }
                     let low = try hex4(at: index + 2, limit: range.upperBound)
                     guard (0xDC00..<0xE000).contains(low) else {
-                        throw QuixProtocolError(.invalidUTF8, "an unpaired surrogate escape", at: index)
+                        throw QuixProtocolError(.invalidUTF8, "an unpaired surrogate escape", at: base + index)
                     }
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     index += 6
                 }
                 guard let unicode = Unicode.Scalar(scalar) else {
-                    throw QuixProtocolError(.invalidUTF8, "an escape that is no Unicode scalar", at: index)
+                    throw QuixProtocolError(.invalidUTF8, "an escape that is no Unicode scalar", at: base + index)
                 }
                 output.append(contentsOf: Array(String(Character(unicode)).utf8))
             default:
-                throw QuixProtocolError(.unexpectedToken, "an unknown escape '\\\(Character(Unicode.Scalar(escape)))'", at: index - 2)
+                throw QuixProtocolError(.unexpectedToken, "an unknown escape '\\\(Character(Unicode.Scalar(escape)))'", at: base + index - 2)
             }
         }
         guard let text = String(validating: output, as: UTF8.self) else {
-            throw QuixProtocolError(.invalidUTF8, "a string is not valid UTF-8", at: range.lowerBound)
+            throw QuixProtocolError(.invalidUTF8, "a string is not valid UTF-8", at: base + range.lowerBound)
         }
         return text
     }
 
     private func hex4(at index: Int, limit: Int) throws(QuixProtocolError) -> UInt32 {
-        guard index + 4 <= limit else { throw QuixProtocolError(.unexpectedToken, "a short \\u escape", at: index) }
+        guard index + 4 <= limit else { throw QuixProtocolError(.unexpectedToken, "a short \\u escape", at: base + index) }
         var value: UInt32 = 0
         for offset in 0..<4 {
             let byte = bytes[index + offset]
@@ -417,7 +434,7 @@ struct JSONReader {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
             case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
             case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: throw QuixProtocolError(.unexpectedToken, "a non-hex digit in a \\u escape", at: index + offset)
+            default: throw QuixProtocolError(.unexpectedToken, "a non-hex digit in a \\u escape", at: base + index + offset)
             }
             value = value << 4 | UInt32(digit)
         }
@@ -427,74 +444,74 @@ struct JSONReader {
     private mutating func readLiteral(_ literal: StaticString) throws(QuixProtocolError) {
         skipWhitespace()
         let count = literal.utf8CodeUnitCount
-        guard position + count <= bytes.endIndex else { throw truncated("\(literal)") }
+        guard cursor + count <= bytes.count else { throw truncated("\(literal)") }
         let matches = literal.withUTF8Buffer { expected in
-            expected.indices.allSatisfy { bytes[position + $0] == expected[$0] }
+            expected.indices.allSatisfy { bytes[cursor + $0] == expected[$0] }
         }
         guard matches else { throw unexpected("\(literal)") }
-        position += count
+        cursor += count
     }
 
     private mutating func enter() throws(QuixProtocolError) {
         depth += 1
         guard depth <= Self.maximumDepth else {
-            throw QuixProtocolError(.unexpectedToken, "nesting deeper than \(Self.maximumDepth)", at: position)
+            throw QuixProtocolError(.unexpectedToken, "nesting deeper than \(Self.maximumDepth)", at: base + cursor)
         }
     }
 
     private mutating func expect(_ byte: UInt8, _ what: String) throws(QuixProtocolError) {
         skipWhitespace()
-        guard position < bytes.endIndex else { throw truncated(what) }
-        guard bytes[position] == byte else {
+        guard cursor < bytes.count else { throw truncated(what) }
+        guard bytes[cursor] == byte else {
             if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
-                throw QuixProtocolError(.wrongType, "expected \(what), found \(describeNext())", at: position)
+                throw QuixProtocolError(.wrongType, "expected \(what), found \(describeNext())", at: base + cursor)
             }
             throw unexpected(what)
         }
-        position += 1
+        cursor += 1
     }
 
     private mutating func peekByte() throws(QuixProtocolError) -> UInt8 {
         skipWhitespace()
-        guard position < bytes.endIndex else { throw truncated("more input") }
-        return bytes[position]
+        guard cursor < bytes.count else { throw truncated("more input") }
+        return bytes[cursor]
     }
 
     private mutating func takeByte(_ what: String) throws(QuixProtocolError) -> UInt8 {
-        guard position < bytes.endIndex else { throw truncated(what) }
-        defer { position += 1 }
-        return bytes[position]
+        guard cursor < bytes.count else { throw truncated(what) }
+        defer { cursor += 1 }
+        return bytes[cursor]
     }
 
     private mutating func skipWhitespace() {
-        while position < bytes.endIndex {
-            switch bytes[position] {
-            case 0x20, 0x0A, 0x0D, 0x09: position += 1
+        while cursor < bytes.count {
+            switch bytes[cursor] {
+            case 0x20, 0x0A, 0x0D, 0x09: cursor += 1
             default: return
             }
         }
     }
 
     private func describeNext() -> String {
-        guard position < bytes.endIndex else { return "the end" }
-        switch bytes[position] {
+        guard cursor < bytes.count else { return "the end" }
+        switch bytes[cursor] {
         case UInt8(ascii: "\""): return "a string"
         case UInt8(ascii: "{"): return "an object"
         case UInt8(ascii: "["): return "an array"
         case UInt8(ascii: "t"), UInt8(ascii: "f"): return "a boolean"
         case UInt8(ascii: "n"): return "null"
-        default: return "a number or '\(Character(Unicode.Scalar(bytes[position])))'"
+        default: return "a number or '\(Character(Unicode.Scalar(bytes[cursor])))'"
         }
     }
 
     private func truncated(_ what: String) -> QuixProtocolError {
-        QuixProtocolError(.truncated, "the input ended where \(what) was expected", at: position)
+        QuixProtocolError(.truncated, "the input ended where \(what) was expected", at: base + cursor)
     }
 
     private func unexpected(_ what: String, back: Int = 0) -> QuixProtocolError {
-        let at = position - back
-        let found = at < bytes.endIndex ? "'\(Character(Unicode.Scalar(bytes[at])))'" : "the end"
-        return QuixProtocolError(.unexpectedToken, "expected \(what), found \(found)", at: at)
+        let at = cursor - back
+        let found = at < bytes.count ? "'\(Character(Unicode.Scalar(bytes[at])))'" : "the end"
+        return QuixProtocolError(.unexpectedToken, "expected \(what), found \(found)", at: base + at)
     }
 }
 

@@ -77,23 +77,28 @@ struct JSONWriter {
 
     mutating func int64(_ value: Int64) {
         separate()
-        if value == 0 {
-            bytes.append(UInt8(ascii: "0"))
-        } else {
-            var magnitude = value.magnitude
-            var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // scratch for up to 20 digits
-            withUnsafeMutableBytes(of: &digits) { scratch in
-                var count = 0
-                while magnitude > 0 {
-                    scratch[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                    magnitude /= 10
-                    count += 1
-                }
-                if value < 0 { bytes.append(UInt8(ascii: "-")) }
-                for index in stride(from: count - 1, through: 0, by: -1) { bytes.append(scratch[index]) }
-            }
-        }
+        Self.appendInteger(value, to: &bytes)
         needsComma = true
+    }
+
+    /// The decimal digits of `value`, formatted on the stack and appended at once.
+    @inline(__always)
+    static func appendInteger(_ value: Int64, to bytes: inout [UInt8]) {
+        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: a sign and 20 digits fit
+        withUnsafeMutableBytes(of: &scratch) { buffer in
+            var magnitude = value.magnitude
+            var index = buffer.count
+            repeat {
+                index -= 1
+                buffer[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if value < 0 {
+                index -= 1
+                buffer[index] = UInt8(ascii: "-")
+            }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[index...]))
+        }
     }
 
     mutating func double(_ value: Double) {
@@ -156,10 +161,9 @@ enum DotNetDouble {
                 bytes.append(contentsOf: (value.sign == .minus ? "-0.0" : "0.0").utf8)
                 return
             }
-            var writer = JSONWriter(capacity: 0)
-            writer.int64(Int64(value))
-            bytes.append(contentsOf: writer.bytes)
-            bytes.append(contentsOf: [UInt8(ascii: "."), UInt8(ascii: "0")])
+            JSONWriter.appendInteger(Int64(value), to: &bytes)
+            bytes.append(UInt8(ascii: "."))
+            bytes.append(UInt8(ascii: "0"))
             return
         }
         if appendShortDecimal(value, to: &bytes) { return }
