@@ -172,6 +172,15 @@ struct MalformedInputTests {
         #expect(bounded.pendingCount == 0)
         #expect(bounded.takeDropped().count == 2)
 
+        // Bounded in bytes too: oversized parts cannot pile up past the limit.
+        var small = SplitMerger(maximumMessages: 50, maximumBytes: 2_500)
+        let big = try MessageSplit.split(Array(repeating: 1, count: 9_000), messageID: 5, maximumSize: 1_000)
+        for (index, part) in big.dropLast().enumerated() {
+            _ = try small.add(part[...], partition: 0, key: [9], offset: Int64(index))
+        }
+        #expect(small.pendingCount == 0, "a message over the byte limit is evicted, not kept")
+        #expect(small.takeDropped().first?.detail.contains("evicted") == true)
+
         #expect(throws: QuixProtocolError.self) { try MessageSplit.split(Array(repeating: 0, count: 256 * 100), messageID: 1, maximumSize: 100) }
     }
 }
