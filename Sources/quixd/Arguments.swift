@@ -22,6 +22,22 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
 
 extension TimeseriesCodec: ExpressibleByArgument {}
 
+/// Where the data is: the options `consume` and `produce` share.
+struct TopicOptions: ParsableArguments {
+    @Option(help: "Bootstrap servers, host:port[,host:port...].")
+    var brokers: String
+
+    @Option(help: "The topic.")
+    var topic: String
+
+    var servers: [String] { brokers.split(separator: ",").map(String.init) }
+
+    func validate() throws {
+        guard !topic.isEmpty else { throw ValidationError("--topic must name a topic") }
+        guard !servers.isEmpty else { throw ValidationError("--brokers must name at least one host:port") }
+    }
+}
+
 /// Standard output, written in batches (one system call per batch, not per line).
 struct OutputBuffer {
     private var bytes: [UInt8] = []

@@ -21,11 +21,7 @@ struct Consume: AsyncParsableCommand {
         case quix, json, raw
     }
 
-    @Option(help: "Bootstrap servers, host:port[,host:port...].")
-    var brokers: String
-
-    @Option(help: "The topic to read.")
-    var topic: String
+    @OptionGroup var target: TopicOptions
 
     @Option(help: "A consumer group to join (commits offsets); without one, read every partition.")
     var group: String?
@@ -44,13 +40,12 @@ struct Consume: AsyncParsableCommand {
 
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
-        guard !topic.isEmpty else { throw ValidationError("--topic must name a topic") }
     }
 
     func run() async throws {
         var logger = Logger(label: "quixd.consume")
         logger.logLevel = .warning
-        let servers = brokers.split(separator: ",").map(String.init)
+        let (servers, topic) = (target.servers, target.topic)
         var settings = ConsumerSettings(bootstrapServers: servers, group: group)
         settings.startFrom = fromBeginning ? .earliest : .latest
         settings.reportPartitionEnd = false

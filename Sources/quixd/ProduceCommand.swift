@@ -19,11 +19,7 @@ struct Produce: AsyncParsableCommand {
             them. Bad lines are reported with their line number and not sent; the exit code is then 1.
             """)
 
-    @Option(help: "Bootstrap servers, host:port[,host:port...].")
-    var brokers: String
-
-    @Option(help: "The topic to write.")
-    var topic: String
+    @OptionGroup var target: TopicOptions
 
     @Option(help: "FILE.jsonl or FILE.csv; standard input (JSON lines) when absent.")
     var input: String?
@@ -44,7 +40,6 @@ struct Produce: AsyncParsableCommand {
     var close = false
 
     func validate() throws {
-        guard !topic.isEmpty else { throw ValidationError("--topic must name a topic") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         if isCSV && stream == nil { throw ValidationError("CSV input needs --stream ID") }
     }
@@ -72,7 +67,7 @@ struct Produce: AsyncParsableCommand {
         logger.logLevel = .warning
         let failures = Mutex<[String]>([])
         let producer = try KafkaProducer(
-            settings: ProducerSettings(bootstrapServers: brokers.split(separator: ",").map(String.init)), logger: logger
+            settings: ProducerSettings(bootstrapServers: target.servers), logger: logger
         ) { report in
             if let error = report.error { failures.withLock { $0.append("\(report.topic)[\(report.partition)]: \(error)") } }
         }
@@ -82,7 +77,7 @@ struct Produce: AsyncParsableCommand {
             messageID &+= 1
             let key = record.stream == QuixCodec.noStreamID ? nil : Array(record.stream.utf8)
             for value in try record.kafkaValues(messageID: messageID) {
-                try await producer.send(OutgoingMessage(topic: topic, key: key, value: value), tag: UInt64(sent))
+                try await producer.send(OutgoingMessage(topic: target.topic, key: key, value: value), tag: UInt64(sent))
                 sent += 1
             }
         }
@@ -90,7 +85,7 @@ struct Produce: AsyncParsableCommand {
         await producer.close()
         let failed = failures.withLock { $0 }
         for failure in failed { report("delivery failed: \(failure)") }
-        report("produce: \(records.count) records in \(sent) messages to \(topic); \(badLines) bad lines; \(failed.count) failed deliveries")
+        report("produce: \(records.count) records in \(sent) messages to \(target.topic); \(badLines) bad lines; \(failed.count) failed deliveries")
         if badLines > 0 || !failed.isEmpty { throw ExitCode(1) }
     }
 

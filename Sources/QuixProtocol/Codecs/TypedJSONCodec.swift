@@ -79,7 +79,7 @@ enum TypedJSONCodec {
         writer.beginObject()
         writer.key("ParameterGroups")
         writer.beginArray()
-        for group in definitions.parameterGroups { write(group, to: &writer) }
+        for group in definitions.parameterGroups { writeGroup(group, members: "Parameters", to: &writer, write) }
         writer.endArray()
         writer.key("Parameters")
         writer.beginArray()
@@ -88,18 +88,23 @@ enum TypedJSONCodec {
         writer.endObject()
     }
 
-    private static func write(_ group: ParameterGroup, to writer: inout JSONWriter) {
+    /// A group of a definitions tree: `Name`, `Description`, `CustomProperties`, `ChildGroups`,
+    /// then its members under `members` (`Parameters` or `Events`).
+    private static func writeGroup<Group: DefinitionGroup>(
+        _ group: Group, members: StaticString, to writer: inout JSONWriter,
+        _ writeMember: (Group.Member, inout JSONWriter) -> Void
+    ) {
         writer.beginObject()
         writer.key("Name"); writer.string(group.name)
         if let description = group.description { writer.key("Description"); writer.string(description) }
         if let custom = group.customProperties { writer.key("CustomProperties"); writer.string(custom) }
         writer.key("ChildGroups")
         writer.beginArray()
-        for child in group.childGroups { write(child, to: &writer) }
+        for child in group.childGroups { writeGroup(child, members: members, to: &writer, writeMember) }
         writer.endArray()
-        writer.key("Parameters")
+        writer.key(members)
         writer.beginArray()
-        for parameter in group.parameters { write(parameter, to: &writer) }
+        for member in group.members { writeMember(member, &writer) }
         writer.endArray()
         writer.endObject()
     }
@@ -135,27 +140,11 @@ enum TypedJSONCodec {
         writer.beginObject()
         writer.key("EventGroups")
         writer.beginArray()
-        for group in definitions.eventGroups { write(group, to: &writer) }
+        for group in definitions.eventGroups { writeGroup(group, members: "Events", to: &writer, write) }
         writer.endArray()
         writer.key("Events")
         writer.beginArray()
         for event in definitions.events { write(event, to: &writer) }
-        writer.endArray()
-        writer.endObject()
-    }
-
-    private static func write(_ group: EventGroup, to writer: inout JSONWriter) {
-        writer.beginObject()
-        writer.key("Name"); writer.string(group.name)
-        if let description = group.description { writer.key("Description"); writer.string(description) }
-        if let custom = group.customProperties { writer.key("CustomProperties"); writer.string(custom) }
-        writer.key("ChildGroups")
-        writer.beginArray()
-        for child in group.childGroups { write(child, to: &writer) }
-        writer.endArray()
-        writer.key("Events")
-        writer.beginArray()
-        for event in group.events { write(event, to: &writer) }
         writer.endArray()
         writer.endObject()
     }
@@ -262,7 +251,9 @@ enum TypedJSONCodec {
             var definitions = ParameterDefinitions()
             try reader.readObject { reader, member throws(QuixProtocolError) in
                 if member.equalsIgnoringCase("ParameterGroups") {
-                    definitions.parameterGroups = try readList(&reader, readParameterGroup)
+                    definitions.parameterGroups = try readList(&reader) { reader throws(QuixProtocolError) in
+                    try readGroup(&reader, members: "Parameters", readParameterDefinition)
+                }
                 } else if member.equalsIgnoringCase("Parameters") {
                     definitions.parameters = try readList(&reader, readParameterDefinition)
                 } else {
@@ -313,7 +304,9 @@ enum TypedJSONCodec {
             var definitions = EventDefinitions()
             try reader.readObject { reader, member throws(QuixProtocolError) in
                 if member.equalsIgnoringCase("EventGroups") {
-                    definitions.eventGroups = try readList(&reader, readEventGroup)
+                    definitions.eventGroups = try readList(&reader) { reader throws(QuixProtocolError) in
+                    try readGroup(&reader, members: "Events", readEventDefinition)
+                }
                 } else if member.equalsIgnoringCase("Events") {
                     definitions.events = try readList(&reader, readEventDefinition)
                 } else {
@@ -413,8 +406,12 @@ enum TypedJSONCodec {
         return definition
     }
 
-    private static func readParameterGroup(_ reader: inout JSONReader) throws(QuixProtocolError) -> ParameterGroup {
-        var group = ParameterGroup(name: "")
+    /// A group of a definitions tree, read in any member order.
+    private static func readGroup<Group: DefinitionGroup>(
+        _ reader: inout JSONReader, members: StaticString,
+        _ readMember: (inout JSONReader) throws(QuixProtocolError) -> Group.Member
+    ) throws(QuixProtocolError) -> Group {
+        var group = Group.unnamed
         try reader.readObject { reader, member throws(QuixProtocolError) in
             if member.equalsIgnoringCase("Name") {
                 group.name = try reader.readOptionalString() ?? ""
@@ -423,9 +420,11 @@ enum TypedJSONCodec {
             } else if member.equalsIgnoringCase("CustomProperties") {
                 group.customProperties = try reader.readOptionalString()
             } else if member.equalsIgnoringCase("ChildGroups") {
-                group.childGroups = try readList(&reader, readParameterGroup)
-            } else if member.equalsIgnoringCase("Parameters") {
-                group.parameters = try readList(&reader, readParameterDefinition)
+                group.childGroups = try readList(&reader) { reader throws(QuixProtocolError) in
+                    try readGroup(&reader, members: members, readMember)
+                }
+            } else if member.equalsIgnoringCase(members) {
+                group.members = try readList(&reader, readMember)
             } else {
                 try reader.skipValue()
             }
@@ -451,26 +450,6 @@ enum TypedJSONCodec {
             }
         }
         return definition
-    }
-
-    private static func readEventGroup(_ reader: inout JSONReader) throws(QuixProtocolError) -> EventGroup {
-        var group = EventGroup(name: "")
-        try reader.readObject { reader, member throws(QuixProtocolError) in
-            if member.equalsIgnoringCase("Name") {
-                group.name = try reader.readOptionalString() ?? ""
-            } else if member.equalsIgnoringCase("Description") {
-                group.description = try reader.readOptionalString()
-            } else if member.equalsIgnoringCase("CustomProperties") {
-                group.customProperties = try reader.readOptionalString()
-            } else if member.equalsIgnoringCase("ChildGroups") {
-                group.childGroups = try readList(&reader, readEventGroup)
-            } else if member.equalsIgnoringCase("Events") {
-                group.events = try readList(&reader, readEventDefinition)
-            } else {
-                try reader.skipValue()
-            }
-        }
-        return group
     }
 
     /// An enum written as its name (any case) or its position.

@@ -146,6 +146,37 @@ public struct ParameterGroup: Sendable, Hashable {
     }
 }
 
+/// What parameter groups and event groups share: a named node of a definitions tree, with
+/// child groups and its own members (parameter or event definitions).
+protocol DefinitionGroup {
+    associatedtype Member
+    var name: String { get set }
+    var description: String? { get set }
+    var customProperties: String? { get set }
+    var childGroups: [Self] { get set }
+    var members: [Member] { get set }
+    /// An empty group without a name, filled in by a reader.
+    static var unnamed: Self { get }
+}
+
+extension ParameterGroup: DefinitionGroup {
+    static var unnamed: ParameterGroup { ParameterGroup(name: "") }
+
+    var members: [ParameterDefinition] {
+        get { parameters }
+        set { parameters = newValue }
+    }
+}
+
+extension EventGroup: DefinitionGroup {
+    static var unnamed: EventGroup { EventGroup(name: "") }
+
+    var members: [EventDefinition] {
+        get { events }
+        set { events = newValue }
+    }
+}
+
 /// The whole tree of a stream's parameter definitions; each message replaces the previous set.
 public struct ParameterDefinitions: Sendable, Hashable {
     public var parameterGroups: [ParameterGroup]
