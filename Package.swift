@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "QuixKafka", targets: ["QuixKafka"]),
         .library(name: "QuixProtocol", targets: ["QuixProtocol"]),
+        .library(name: "QuixStreams", targets: ["QuixStreams"]),
         .executable(name: "quixd", targets: ["quixd"]),
     ],
     dependencies: [
@@ -34,6 +35,12 @@ let package = Package(
         .target(
             name: "QuixProtocol",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]),
+        .target(
+            name: "QuixStreams",
+            dependencies: [
+                "QuixKafka", "QuixProtocol",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ]),
         .executableTarget(
             name: "quixd",
             dependencies: [
@@ -49,6 +56,12 @@ let package = Package(
         .testTarget(
             name: "QuixKafkaTests",
             dependencies: ["QuixKafka", "quixd"]),
+        .testTarget(
+            name: "QuixStreamsTests",
+            dependencies: [
+                "QuixStreams", "QuixProtocol", "QuixTestSupport",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ]),
         .testTarget(
             name: "QuixdTests",
             dependencies: [
