@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(
             name: "QuixStreamsTests",
             dependencies: [
-                "QuixStreams", "QuixProtocol", "QuixTestSupport",
+                "QuixStreams", "QuixProtocol", "QuixKafka", "QuixTestSupport",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]),
         .testTarget(

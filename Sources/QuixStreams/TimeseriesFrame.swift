@@ -6,7 +6,7 @@ import QuixProtocol
 /// of the Quix 0.5 data gives a data scientist: column access and arithmetic, filters,
 /// projection, concatenation, and rolling windows on data time.
 public struct TimeseriesFrame: Sendable, Hashable {
-    public private(set) var timestamps: [Int64]
+    public internal(set) var timestamps: [Int64]
     public internal(set) var numeric: OrderedDictionary<String, NumericColumn> = [:]
     public internal(set) var strings: OrderedDictionary<String, [String?]> = [:]
     public internal(set) var binary: OrderedDictionary<String, [[UInt8]?]> = [:]

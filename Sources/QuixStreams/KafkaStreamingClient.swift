@@ -1,0 +1,117 @@
+import Foundation
+import Logging
+import QuixKafka
+import QuixProtocol
+import Synchronization
+
+/// The entry point, as in Quix Streams 0.5: a connection to Kafka from which topic producers
+/// (and consumers) are made.
+public final class KafkaStreamingClient: Sendable {
+    public let settings: KafkaClientSettings
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - brokers: `host:port[,host:port...]`.
+    ///   - configure: security, client id, or any librdkafka property.
+    public init(brokers: String, logger: Logger = Logger(label: "quixd.streams"), configure: (inout KafkaClientSettings) -> Void = { _ in }) {
+        var settings = KafkaClientSettings(bootstrapServers: brokers.split(separator: ",").map(String.init))
+        configure(&settings)
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// A producer of streams on `topic`. `codec` chooses how timeseries data is written (the
+    /// reference's global codec setting, here per topic producer).
+    public func topicProducer(_ topic: String, codec: TimeseriesCodec = .json) throws -> TopicProducer {
+        try TopicProducer(client: self, topic: topic, codec: codec)
+    }
+}
+
+/// Writes the streams of one topic.
+public final class TopicProducer: Sendable {
+    public let topic: String
+    let sender: Sender
+    private let streams = Mutex([String: StreamProducer]())
+
+    init(client: KafkaStreamingClient, topic: String, codec: TimeseriesCodec) throws {
+        guard !topic.isEmpty else { throw StreamError(.invalidStreamID, "the topic name is empty") }
+        self.topic = topic
+        sender = try Sender(client: client, topic: topic, codec: codec)
+    }
+
+    /// A new stream with `id`, or a random GUID (as the reference makes them).
+    public func createStream(_ id: String? = nil) throws(StreamError) -> StreamProducer {
+        let id = id ?? UUID.random.lowercasedString
+        let stream = try StreamProducer(id: id, sender: sender)
+        streams.withLock { $0[id] = stream }
+        return stream
+    }
+
+    /// The open stream with `id`, created when there is none.
+    public func getOrCreateStream(_ id: String) throws(StreamError) -> StreamProducer {
+        if let stream = streams.withLock({ $0[id] }), !stream.isClosed { return stream }
+        return try createStream(id)
+    }
+
+    /// Sends everything pending on every stream and waits for the broker's acknowledgements.
+    public func flush() async throws {
+        for stream in streams.withLock({ Array($0.values) }) where !stream.isClosed { try await stream.flush() }
+        try await sender.flush()
+    }
+
+    /// Flushes every open stream (without a StreamEnd, as the reference's dispose does) and
+    /// closes the Kafka producer.
+    public func close() async throws {
+        try await flush()
+        await sender.producer.close()
+    }
+}
+
+/// How models reach Kafka: encoded with the topic's codec, split when too large (with the
+/// producer's message counter, as the reference numbers every package), keyed by stream id.
+final class Sender: Sendable {
+    let topic: String
+    let codec: TimeseriesCodec
+    let producer: KafkaProducer
+    private let nextMessageID = Atomic<UInt32>(1)
+    private let failures = DeliveryFailures()
+
+    /// Delivery failures since the last flush, recorded by the producer's report handler.
+    private final class DeliveryFailures: Sendable {
+        let list = Mutex<[String]>([])
+    }
+
+    init(client: KafkaStreamingClient, topic: String, codec: TimeseriesCodec) throws {
+        self.topic = topic
+        self.codec = codec
+        let failures = failures
+        producer = try KafkaProducer(settings: ProducerSettings(client: client.settings), logger: client.logger) { report in
+            if let error = report.error { failures.list.withLock { $0.append("\(report.topic)[\(report.partition)]: \(error)") } }
+        }
+    }
+
+    func send(_ model: QuixModel, stream: String) async throws {
+        let id = nextMessageID.add(1, ordering: .relaxed).oldValue
+        let key = Array(stream.utf8)
+        for part in try MessageSplit.split(QuixCodec.encode(model, timeseriesCodec: codec), messageID: id) {
+            try await producer.send(OutgoingMessage(topic: topic, key: key, value: part))
+        }
+    }
+
+    /// Waits for every message's report; throws if any delivery failed since the last flush.
+    func flush() async throws {
+        try await producer.flush()
+        let failed = failures.list.withLock { failures in
+            defer { failures.removeAll() }
+            return failures
+        }
+        if let first = failed.first {
+            throw StreamError(.deliveryFailed, "\(failed.count) messages were not delivered; the first: \(first)")
+        }
+    }
+}
+
+extension UUID {
+    static var random: UUID { UUID() }
+    var lowercasedString: String { uuidString.lowercased() }
+}

@@ -1,0 +1,283 @@
+import OrderedCollections
+import QuixProtocol
+import Synchronization
+
+/// Writes one stream: its properties, parameter and event definitions, time-series data
+/// (directly or through the stream's buffer) and events, and finally its end.
+///
+/// As the 0.5 producer does: the first message of a stream is always its properties (and they
+/// are sent again before data once 30 s have passed since they last went out); properties and
+/// definitions are sent when they changed, at the latest before the next data or on `flush`;
+/// data written through the buffer goes out when the buffer releases it, and everything pending
+/// on `flush` and `close`. Write a stream from one task at a time: its messages go out in the
+/// order of the calls.
+public final class StreamProducer: Sendable {
+    public let streamID: String
+    private let sender: Sender
+    private let state: Mutex<State>
+
+    /// Longest stream id: the reference reserves 1,024 bytes for the key.
+    public static let maximumStreamIDBytes = 1_024
+    static let propertiesHeartbeat: Duration = .seconds(30)
+
+    struct State: Sendable {
+        var properties = StreamProperties()
+        var propertiesChanged = false
+        var propertiesSentAt: ContinuousClock.Instant?
+        var parameters = ParameterDefinitionsTree()
+        var parametersChanged = false
+        var events = EventDefinitionsTree()
+        var eventsChanged = false
+        var buffer = TimeseriesBuffer(dropsRowsWithoutValues: true)
+        var defaultTags: OrderedDictionary<String, String> = [:]
+        var epoch: Int64 = 0
+        var valueTypes: [String: ValueType] = [:]
+        var closed = false
+    }
+
+    enum ValueType: String, Sendable { case numeric, string, binary }
+
+    init(id: String, sender: Sender) throws(StreamError) {
+        guard !id.isEmpty else { throw StreamError(.invalidStreamID, "a stream id cannot be empty") }
+        guard id.utf8.count <= Self.maximumStreamIDBytes else {
+            throw StreamError(.invalidStreamID, "a stream id of \(id.utf8.count) bytes is longer than \(Self.maximumStreamIDBytes)")
+        }
+        streamID = id
+        self.sender = sender
+        state = Mutex(State())
+    }
+
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    // MARK: Properties
+
+    /// The stream's properties as they will be (or were) sent.
+    public var properties: StreamProperties { state.withLock { $0.properties } }
+
+    /// Changes the properties; they are sent with the next flush or before the next data.
+    public func updateProperties(_ change: (inout StreamProperties) -> Void) throws(StreamError) {
+        try state.withLock { (state) throws(StreamError) in
+            try Self.checkOpen(state, streamID)
+            let before = state.properties
+            change(&state.properties)
+            if state.properties != before { state.propertiesChanged = true }
+        }
+    }
+
+    // MARK: Definitions
+
+    /// Adds a parameter definition at `location` (`/` or a path such as `/chassis/engine`).
+    public func addParameterDefinition(_ definition: ParameterDefinition, location: String = "/") throws(StreamError) {
+        try state.withLock { (state) throws(StreamError) in
+            try Self.checkOpen(state, streamID)
+            try state.parameters.add(definition, at: location)
+            state.parametersChanged = true
+        }
+    }
+
+    /// Adds an event definition at `location`.
+    public func addEventDefinition(_ definition: EventDefinition, location: String = "/") throws(StreamError) {
+        try state.withLock { (state) throws(StreamError) in
+            try Self.checkOpen(state, streamID)
+            try state.events.add(definition, at: location)
+            state.eventsChanged = true
+        }
+    }
+
+    // MARK: Time-series data
+
+    /// Added to relative timestamps of buffer rows and published frames (ns since the epoch).
+    public var epoch: Int64 {
+        get { state.withLock { $0.epoch } }
+        set { state.withLock { $0.epoch = newValue } }
+    }
+
+    /// When the stream's buffer releases rows. By default it holds nothing: each write goes out.
+    public func configureBuffer(_ configuration: TimeseriesBufferConfiguration, defaultTags: OrderedDictionary<String, String> = [:]) {
+        state.withLock { state in
+            state.buffer.configuration = configuration
+            state.defaultTags = defaultTags
+        }
+    }
+
+    /// Starts a buffer row at `timestamp` ns (plus `epoch`).
+    public func addTimestamp(nanoseconds timestamp: Int64) -> RowBuilder {
+        RowBuilder(stream: self, timestamp: timestamp)
+    }
+
+    /// Writes rows through the stream's buffer: they go out when it releases them.
+    public func write(_ frame: TimeseriesFrame) async throws {
+        let released: [TimeseriesFrame] = try state.withLock { (state) throws(StreamError) in
+            try Self.checkOpen(state, streamID)
+            try Self.checkTypes(frame, &state)
+            var frame = Self.shifted(frame, by: state.epoch)
+            for (tag, value) in state.defaultTags {
+                let column = frame.tags[tag] ?? Array(repeating: nil, count: frame.rowCount)
+                frame.setTags(tag, column.map { $0 ?? value })
+            }
+            return state.buffer.write(frame)
+        }
+        for frame in released { try await send(.timeseries(frame.timeseriesData)) }
+    }
+
+    /// Publishes rows at once, not through the buffer: duplicate rows (same timestamp and tags)
+    /// merged, rows without values dropped.
+    public func publish(_ frame: TimeseriesFrame) async throws {
+        let ready: TimeseriesFrame? = try state.withLock { (state) throws(StreamError) in
+            try Self.checkOpen(state, streamID)
+            try Self.checkTypes(frame, &state)
+            let merged = Self.shifted(frame, by: state.epoch).mergingDuplicateRows()
+            let rows = (0..<merged.rowCount).filter { TimeseriesRow(frame: merged, index: $0).hasValues }
+            return rows.isEmpty ? nil : merged.rows(rows)
+        }
+        if let ready { try await send(.timeseries(ready.timeseriesData)) }
+    }
+
+    // MARK: Events
+
+    /// Starts an event at `timestamp` ns (plus `epoch`).
+    public func addEvent(atNanoseconds timestamp: Int64) -> EventBuilder {
+        EventBuilder(stream: self, timestamp: timestamp)
+    }
+
+    /// Publishes events in one message.
+    public func publish(_ events: [EventData]) async throws {
+        let epoch = try state.withLock { (state) throws(StreamError) -> Int64 in
+            try Self.checkOpen(state, streamID)
+            return state.epoch
+        }
+        guard !events.isEmpty else { return }
+        try await send(.eventData(events.map { event in
+            var event = event
+            event.timestamp &+= epoch
+            return event
+        }))
+    }
+
+    // MARK: Flush and close
+
+    /// Sends changed properties and definitions, and what the buffer holds.
+    public func flush() async throws {
+        let released: TimeseriesFrame? = state.withLock { $0.buffer.flush() }
+        try await sendPending()
+        if let released { try await send(.timeseries(released.timeseriesData)) }
+    }
+
+    /// Flushes, sends the end of the stream, and refuses anything more.
+    public func close(_ endType: StreamEndType = .closed) async throws {
+        try state.withLock { (state) throws(StreamError) in try Self.checkOpen(state, streamID) }
+        try await flush()
+        try await sender.send(.streamEnd(endType), stream: streamID)
+        state.withLock { $0.closed = true }
+    }
+
+    // MARK: Sending
+
+    /// Sends `model` after whatever must precede it: changed (or stale) properties, changed
+    /// definitions.
+    private func send(_ model: QuixModel) async throws {
+        try await sendPending()
+        try await sender.send(model, stream: streamID)
+    }
+
+    private func sendPending() async throws {
+        let now = ContinuousClock.now
+        let pending: [QuixModel] = state.withLock { state in
+            var models: [QuixModel] = []
+            let stale = state.propertiesSentAt.map { now - $0 > Self.propertiesHeartbeat } ?? true
+            if state.propertiesChanged || stale {
+                models.append(.streamProperties(state.properties))
+                state.propertiesChanged = false
+                state.propertiesSentAt = now
+            }
+            if state.parametersChanged {
+                models.append(.parameterDefinitions(state.parameters.definitions))
+                state.parametersChanged = false
+            }
+            if state.eventsChanged {
+                models.append(.eventDefinitions(state.events.definitions))
+                state.eventsChanged = false
+            }
+            return models
+        }
+        for model in pending { try await sender.send(model, stream: streamID) }
+    }
+
+    private static func checkOpen(_ state: State, _ id: String) throws(StreamError) {
+        guard !state.closed else { throw StreamError(.closed, "stream \"\(id)\" is closed") }
+    }
+
+    /// A parameter keeps the value type it was first written with.
+    private static func checkTypes(_ frame: TimeseriesFrame, _ state: inout State) throws(StreamError) {
+        for (names, type) in [(Array(frame.numeric.keys), ValueType.numeric), (Array(frame.strings.keys), .string), (Array(frame.binary.keys), .binary)] {
+            for name in names {
+                if let known = state.valueTypes[name], known != type {
+                    throw StreamError(.typeChanged, "parameter \"\(name)\" was written as \(known.rawValue), now as \(type.rawValue)")
+                }
+                state.valueTypes[name] = type
+            }
+        }
+    }
+
+    private static func shifted(_ frame: TimeseriesFrame, by epoch: Int64) -> TimeseriesFrame {
+        guard epoch != 0 else { return frame }
+        var shifted = frame
+        shifted.timestamps = frame.timestamps.map { $0 &+ epoch }
+        return shifted
+    }
+}
+
+/// One buffer row: `stream.addTimestamp(nanoseconds:).addValue(...).addTag(...).publish()`.
+public struct RowBuilder: Sendable {
+    let stream: StreamProducer
+    private var frame: TimeseriesFrame
+
+    init(stream: StreamProducer, timestamp: Int64) {
+        self.stream = stream
+        frame = TimeseriesFrame(timestamps: [timestamp])
+    }
+
+    public func addValue(_ name: String, _ value: Double) -> RowBuilder { with { $0[name] = [value] } }
+    public func addValue(_ name: String, _ value: String) -> RowBuilder { with { $0.setStrings(name, [value]) } }
+    public func addValue(_ name: String, _ value: [UInt8]) -> RowBuilder { with { $0.setBinary(name, [value]) } }
+    public func addTag(_ name: String, _ value: String) -> RowBuilder { with { $0.setTags(name, [value]) } }
+
+    /// Writes the row through the stream's buffer.
+    public func publish() async throws { try await stream.write(frame) }
+
+    private func with(_ change: (inout TimeseriesFrame) -> Void) -> RowBuilder {
+        var copy = self
+        change(&copy.frame)
+        return copy
+    }
+}
+
+/// Events at one timestamp: `stream.addEvent(atNanoseconds:).addValue(id, value).addTag(...).publish()`
+/// sends one message with an event per value, all with the same timestamp and tags.
+public struct EventBuilder: Sendable {
+    let stream: StreamProducer
+    let timestamp: Int64
+    private var values: [(id: String, value: String)] = []
+    private var tags: OrderedDictionary<String, String> = [:]
+
+    init(stream: StreamProducer, timestamp: Int64) {
+        self.stream = stream
+        self.timestamp = timestamp
+    }
+
+    public func addValue(_ id: String, _ value: String) -> EventBuilder {
+        var copy = self
+        copy.values.append((id, value))
+        return copy
+    }
+
+    public func addTag(_ name: String, _ value: String) -> EventBuilder {
+        var copy = self
+        copy.tags[name] = value
+        return copy
+    }
+
+    public func publish() async throws {
+        try await stream.publish(values.map { EventData(id: $0.id, timestamp: timestamp, value: $0.value, tags: tags) })
+    }
+}
