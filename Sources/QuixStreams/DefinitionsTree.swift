@@ -1,50 +1,37 @@
 import QuixProtocol
 
-/// Builds the parameter-definitions tree the way the 0.5 producer does: definitions added at
-/// the root location `/` go to `parameters`, those under `/a/b` into nested groups `a` > `b`.
-struct ParameterDefinitionsTree: Sendable, Hashable {
-    private(set) var definitions = ParameterDefinitions()
+/// Builds a definitions tree the way the 0.5 producer does: definitions added at the root
+/// location `/` are root members, those under `/a/b` go into nested groups `a` > `b`. Ids are
+/// unique across the tree.
+struct DefinitionsTree<Group: DefinitionGroup>: Sendable, Hashable {
+    private(set) var root: [Group.Member] = []
+    private(set) var groups: [Group] = []
 
-    mutating func add(_ definition: ParameterDefinition, at location: String) throws(StreamError) {
+    mutating func add(_ definition: Group.Member, at location: String) throws(StreamError) {
         let path = try Self.path(location)
         guard !contains(definition.id) else {
-            throw StreamError(.invalidDefinition, "parameter \"\(definition.id)\" is defined twice")
+            throw StreamError(.invalidDefinition, "\"\(definition.id)\" is defined twice")
         }
         if path.isEmpty {
-            definitions.parameters.append(definition)
+            root.append(definition)
         } else {
-            Self.insert(definition, path: path[...], into: &definitions.parameterGroups)
+            Self.insert(definition, path: path[...], into: &groups)
         }
-    }
-
-    mutating func update(_ id: String, _ change: (inout ParameterDefinition) -> Void) {
-        func apply(_ list: inout [ParameterDefinition]) -> Bool {
-            guard let index = list.firstIndex(where: { $0.id == id }) else { return false }
-            change(&list[index])
-            return true
-        }
-        func walk(_ groups: inout [ParameterGroup]) -> Bool {
-            for index in groups.indices where apply(&groups[index].parameters) || walk(&groups[index].childGroups) { return true }
-            return false
-        }
-        if !apply(&definitions.parameters) { _ = walk(&definitions.parameterGroups) }
     }
 
     func contains(_ id: String) -> Bool {
-        func walk(_ groups: [ParameterGroup]) -> Bool {
-            groups.contains { $0.parameters.contains { $0.id == id } || walk($0.childGroups) }
-        }
-        return definitions.parameters.contains { $0.id == id } || walk(definitions.parameterGroups)
+        func walk(_ groups: [Group]) -> Bool { groups.contains { $0.members.contains { $0.id == id } || walk($0.childGroups) } }
+        return root.contains { $0.id == id } || walk(groups)
     }
 
-    private static func insert(_ definition: ParameterDefinition, path: ArraySlice<String>, into groups: inout [ParameterGroup]) {
+    private static func insert(_ definition: Group.Member, path: ArraySlice<String>, into groups: inout [Group]) {
         let name = path.first!
         let index = groups.firstIndex { $0.name == name } ?? {
-            groups.append(ParameterGroup(name: name))
+            groups.append(Group(name: name))
             return groups.count - 1
         }()
         if path.count == 1 {
-            groups[index].parameters.append(definition)
+            groups[index].members.append(definition)
         } else {
             insert(definition, path: path.dropFirst(), into: &groups[index].childGroups)
         }
@@ -60,50 +47,12 @@ struct ParameterDefinitionsTree: Sendable, Hashable {
     }
 }
 
-/// The same for event definitions.
-struct EventDefinitionsTree: Sendable, Hashable {
-    private(set) var definitions = EventDefinitions()
+extension DefinitionsTree<ParameterGroup> {
+    var definitions: ParameterDefinitions { ParameterDefinitions(parameterGroups: groups, parameters: root) }
+}
 
-    mutating func add(_ definition: EventDefinition, at location: String) throws(StreamError) {
-        let path = try ParameterDefinitionsTree.path(location)
-        guard !contains(definition.id) else { throw StreamError(.invalidDefinition, "event \"\(definition.id)\" is defined twice") }
-        if path.isEmpty {
-            definitions.events.append(definition)
-        } else {
-            Self.insert(definition, path: path[...], into: &definitions.eventGroups)
-        }
-    }
-
-    mutating func update(_ id: String, _ change: (inout EventDefinition) -> Void) {
-        func apply(_ list: inout [EventDefinition]) -> Bool {
-            guard let index = list.firstIndex(where: { $0.id == id }) else { return false }
-            change(&list[index])
-            return true
-        }
-        func walk(_ groups: inout [EventGroup]) -> Bool {
-            for index in groups.indices where apply(&groups[index].events) || walk(&groups[index].childGroups) { return true }
-            return false
-        }
-        if !apply(&definitions.events) { _ = walk(&definitions.eventGroups) }
-    }
-
-    func contains(_ id: String) -> Bool {
-        func walk(_ groups: [EventGroup]) -> Bool { groups.contains { $0.events.contains { $0.id == id } || walk($0.childGroups) } }
-        return definitions.events.contains { $0.id == id } || walk(definitions.eventGroups)
-    }
-
-    private static func insert(_ definition: EventDefinition, path: ArraySlice<String>, into groups: inout [EventGroup]) {
-        let name = path.first!
-        let index = groups.firstIndex { $0.name == name } ?? {
-            groups.append(EventGroup(name: name))
-            return groups.count - 1
-        }()
-        if path.count == 1 {
-            groups[index].events.append(definition)
-        } else {
-            insert(definition, path: path.dropFirst(), into: &groups[index].childGroups)
-        }
-    }
+extension DefinitionsTree<EventGroup> {
+    var definitions: EventDefinitions { EventDefinitions(eventGroups: groups, events: root) }
 }
 
 /// Why a stream operation was refused.

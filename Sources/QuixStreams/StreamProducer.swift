@@ -24,9 +24,9 @@ public final class StreamProducer: Sendable {
         var properties = StreamProperties()
         var propertiesChanged = false
         var propertiesSentAt: ContinuousClock.Instant?
-        var parameters = ParameterDefinitionsTree()
+        var parameters = DefinitionsTree<ParameterGroup>()
         var parametersChanged = false
-        var events = EventDefinitionsTree()
+        var events = DefinitionsTree<EventGroup>()
         var eventsChanged = false
         var buffer = TimeseriesBuffer(dropsRowsWithoutValues: true)
         var defaultTags: OrderedDictionary<String, String> = [:]

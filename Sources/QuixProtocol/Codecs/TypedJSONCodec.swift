@@ -411,7 +411,7 @@ enum TypedJSONCodec {
         _ reader: inout JSONReader, members: StaticString,
         _ readMember: (inout JSONReader) throws(QuixProtocolError) -> Group.Member
     ) throws(QuixProtocolError) -> Group {
-        var group = Group.unnamed
+        var group = Group(name: "")
         try reader.readObject { reader, member throws(QuixProtocolError) in
             if member.equalsIgnoringCase("Name") {
                 group.name = try reader.readOptionalString() ?? ""

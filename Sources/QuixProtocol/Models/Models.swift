@@ -146,32 +146,40 @@ public struct ParameterGroup: Sendable, Hashable {
     }
 }
 
+/// A parameter or event definition, as a member of a definitions tree.
+public protocol DefinitionMember: Sendable, Hashable {
+    var id: String { get }
+}
+
+extension ParameterDefinition: DefinitionMember {}
+extension EventDefinition: DefinitionMember {}
+
 /// What parameter groups and event groups share: a named node of a definitions tree, with
 /// child groups and its own members (parameter or event definitions).
-protocol DefinitionGroup {
-    associatedtype Member
+public protocol DefinitionGroup: Sendable, Hashable {
+    associatedtype Member: DefinitionMember
     var name: String { get set }
     var description: String? { get set }
     var customProperties: String? { get set }
     var childGroups: [Self] { get set }
     var members: [Member] { get set }
-    /// An empty group without a name, filled in by a reader.
-    static var unnamed: Self { get }
+    /// An empty group with this name.
+    init(name: String)
 }
 
 extension ParameterGroup: DefinitionGroup {
-    static var unnamed: ParameterGroup { ParameterGroup(name: "") }
+    public init(name: String) { self.init(name: name, description: nil) }
 
-    var members: [ParameterDefinition] {
+    public var members: [ParameterDefinition] {
         get { parameters }
         set { parameters = newValue }
     }
 }
 
 extension EventGroup: DefinitionGroup {
-    static var unnamed: EventGroup { EventGroup(name: "") }
+    public init(name: String) { self.init(name: name, description: nil) }
 
-    var members: [EventDefinition] {
+    public var members: [EventDefinition] {
         get { events }
         set { events = newValue }
     }
