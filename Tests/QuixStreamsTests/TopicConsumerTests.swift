@@ -1,0 +1,138 @@
+import Foundation
+import OrderedCollections
+import QuixKafka
+import QuixProtocol
+import QuixStreams
+import QuixTestSupport
+import Synchronization
+import Testing
+
+/// What the handlers saw, per stream, as short lines.
+private final class Seen: Sendable {
+    let lines = Mutex([String: [String]]())
+    let errors = Mutex([String]())
+    func add(_ stream: StreamConsumer, _ line: String) { lines.withLock { $0[stream.streamID, default: []].append(line) } }
+}
+
+/// Attaches handlers that record every callback of every stream.
+private func record(_ consumer: TopicConsumer, into seen: Seen) {
+    consumer.onStreamReceived { stream in
+        stream.onPropertiesChanged { stream, properties in seen.add(stream, "properties \(properties.name ?? "-")") }
+        stream.onParameterDefinitionsChanged { stream, definitions in
+            seen.add(stream, "parameters \(definitions.parameters.map(\.id)) groups \(definitions.parameterGroups.map(\.name))")
+        }
+        stream.onEventDefinitionsChanged { stream, definitions in seen.add(stream, "events \(definitions.events.map(\.id))") }
+        stream.onFrameReceived { stream, frame in
+            seen.add(stream, "rows \(frame.rowCount) numeric \(frame.numeric.keys.sorted()) tags \(frame.tags.keys.sorted())")
+        }
+        stream.onEventReceived { stream, event in seen.add(stream, "event \(event.id)=\(event.value)") }
+        stream.onStreamClosed { stream, type in seen.add(stream, "closed \(type.rawValue)") }
+    }
+    consumer.onError { error, context in seen.errors.withLock { $0.append("\(context): \(error)") } }
+}
+
+/// Runs `consumer` until `done` holds, then closes it.
+private func consume(_ consumer: TopicConsumer, until done: @escaping @Sendable () -> Bool) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await consumer.run() }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while !done() && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        await consumer.close()
+        try await group.waitForAll()
+        #expect(done(), "not done within 60 s")
+    }
+}
+
+@Suite("the topic consumer", .timeLimit(.minutes(3)))
+struct TopicConsumerTests {
+    @Test("reads what quixstreams 0.5.7 wrote: properties, definitions, data, events, each end type")
+    func readsTheReference() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("reference", partitions: 4)
+        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        for file in ["basic", "events", "close_types"] {
+            for message in try Vectors.messages(file) {
+                for part in message.parts {
+                    try await producer.send(OutgoingMessage(topic: "reference", key: message.record.key, value: part, partition: message.record.partition))
+                }
+            }
+        }
+        try await producer.flush()
+
+        let client = KafkaStreamingClient(brokers: cluster.bootstrapServers)
+        let consumer = try TopicConsumer(client: client, topic: "reference", group: nil, startFrom: .earliest)
+        let seen = Seen()
+        record(consumer, into: seen)
+        try await consume(consumer) { seen.lines.withLock { $0.values.flatMap { $0 }.filter { $0.hasPrefix("closed") }.count } == 5 }
+
+        let lines = seen.lines.withLock { $0 }
+        #expect(lines["stream-basic"] == [
+            "properties Basic stream", "parameters [\"speed\", \"label\"] groups [\"chassis\"]",
+            "events [\"crash\", \"trace_evt\"]", "rows 1 numeric [\"rpm\", \"speed\"] tags [\"driver\", \"team\"]",
+            "properties Basic stream (renamed)", "closed Closed",
+        ])
+        #expect(lines["stream-events"]?.filter { $0.hasPrefix("event ") } == [
+            "event door=open", "event door=closed", "event horn=beep", #"event note={"json": true}"#,
+        ])
+        #expect(lines["stream-aborted"]?.last == "closed Aborted" && lines["stream-terminated"]?.last == "closed Terminated")
+        #expect(lines["stream-notclosed"]?.contains { $0.hasPrefix("closed") } == false, "no StreamEnd was sent for it")
+        #expect(seen.errors.withLock { $0 }.isEmpty)
+    }
+
+    @Test("a handler that throws is reported with its stream, and the stream goes on")
+    func throwingHandler() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("throws", partitions: 1)
+        let client = KafkaStreamingClient(brokers: cluster.bootstrapServers)
+        let topicProducer = try client.topicProducer("throws")
+        let stream = try topicProducer.createStream("s")
+        for value in [1.0, -1, 2] { try await stream.addTimestamp(nanoseconds: 1_000 + Int64(value * 10)).addValue("v", value).publish() }
+        try await stream.close()
+        try await topicProducer.close()
+
+        struct Negative: Error {}
+        let consumer = try TopicConsumer(client: client, topic: "throws", group: nil, startFrom: .earliest)
+        let seen = Seen()
+        consumer.onStreamReceived { stream in
+            stream.onFrameReceived { stream, frame in
+                if let value = frame["v"]?[0], value < 0 { throw Negative() }
+                seen.add(stream, "value \(frame["v"]?[0] ?? .nan)")
+            }
+            stream.onStreamClosed { stream, _ in seen.add(stream, "closed") }
+        }
+        consumer.onError { error, context in seen.errors.withLock { $0.append("\(context): \(error)") } }
+        try await consume(consumer) { seen.lines.withLock { $0["s"]?.last == "closed" } }
+        #expect(seen.lines.withLock { $0["s"] } == ["value 1.0", "value 2.0", "closed"])
+        #expect(seen.errors.withLock { $0 } == ["a handler of stream s: Negative()"])
+    }
+
+    @Test("commits cover exactly the processed packages: the next member resumes after them")
+    func commitsProcessedPackages() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("commits", partitions: 1)
+        let client = KafkaStreamingClient(brokers: cluster.bootstrapServers)
+        let topicProducer = try client.topicProducer("commits")
+        let stream = try topicProducer.createStream("s")
+        for index in 0..<10 { try await stream.addTimestamp(nanoseconds: Int64(index)).addValue("v", Double(index)).publish() }
+        try await topicProducer.flush()  // 11 packages: the properties, then 10 rows
+
+        let group = "g-\(UUID().uuidString.prefix(8))"
+        let counted = Mutex(0)
+        let first = try TopicConsumer(
+            client: KafkaStreamingClient(brokers: cluster.bootstrapServers) { $0.librdkafka["session.timeout.ms"] = "6000" },
+            topic: "commits", group: group, startFrom: .earliest, commit: CommitOptions(everyPackages: 1, interval: nil))
+        first.onStreamReceived { stream in stream.onFrameReceived { _, _ in counted.withLock { $0 += 1 } } }
+        try await consume(first) { counted.withLock { $0 } == 10 }
+
+        try await stream.addTimestamp(nanoseconds: 100).addValue("v", 100).publish()
+        try await topicProducer.close()
+        let later = Mutex([Double]())
+        let second = try TopicConsumer(
+            client: KafkaStreamingClient(brokers: cluster.bootstrapServers) { $0.librdkafka["session.timeout.ms"] = "6000" },
+            topic: "commits", group: group, startFrom: .earliest)
+        second.onStreamReceived { stream in stream.onFrameReceived { _, frame in later.withLock { $0.append(frame["v"]?[0] ?? .nan) } } }
+        try await consume(second) { !later.withLock { $0 }.isEmpty }
+        #expect(later.withLock { $0 } == [100], "only the package after the committed ones")
+    }
+}
