@@ -49,6 +49,19 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The examples of the Quix Streams 0.5 README, in Swift (README.md lists their commands).
+        .executableTarget(
+            name: "ProduceTimeseries", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/ProduceTimeseries"),
+        .executableTarget(
+            name: "ConsumeFrames", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/ConsumeFrames"),
+        .executableTarget(
+            name: "StreamingContexts", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/StreamingContexts"),
+        .executableTarget(
+            name: "SpeedingCamera", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/SpeedingCamera"),
         // Fixtures shared by the test targets; never a product.
         .target(
             name: "QuixTestSupport",

@@ -3,6 +3,11 @@ import QuixKafka
 import QuixProtocol
 import Synchronization
 
+/// Where a consumer starts when its group has no committed offset (0.5's `AutoOffsetReset`).
+public enum AutoOffsetReset: Sendable, Hashable {
+    case earliest, latest
+}
+
 /// When a topic consumer commits the offsets of processed packages.
 public struct CommitOptions: Sendable, Hashable {
     /// Commit once this many packages have been processed since the last commit.
@@ -27,7 +32,7 @@ public final class TopicConsumer: Sendable {
     private let consumer: KafkaConsumer
     private let group: String?
     private let clientSettings: KafkaClientSettings
-    private let startFrom: ConsumerSettings.StartFrom
+    private let startFrom: AutoOffsetReset
     private let options: CommitOptions
     private let logger: Logger
     private let handlers = Mutex(Handlers())
@@ -38,7 +43,7 @@ public final class TopicConsumer: Sendable {
     }
 
     public init(
-        client: KafkaStreamingClient, topic: String, group: String?, startFrom: ConsumerSettings.StartFrom = .latest,
+        client: KafkaStreamingClient, topic: String, group: String?, startFrom: AutoOffsetReset = .latest,
         commit: CommitOptions = CommitOptions()
     ) throws {
         guard !topic.isEmpty else { throw StreamError(.invalidStreamID, "the topic name is empty") }
@@ -49,7 +54,7 @@ public final class TopicConsumer: Sendable {
         options = group == nil ? .manual : commit
         logger = client.logger
         var settings = ConsumerSettings(client: client.settings, group: group)
-        settings.startFrom = startFrom
+        settings.startFrom = startFrom == .earliest ? .earliest : .latest
         settings.autoCommit = false
         consumer = try KafkaConsumer(settings: settings, logger: client.logger)
     }

@@ -1,0 +1,88 @@
+import Foundation
+import OrderedCollections
+import QuixKafka
+import QuixProtocol
+import Testing
+
+/// A built example executable, next to the test bundle.
+private func example(_ name: String) throws -> URL {
+    let url = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
+    try #require(FileManager.default.isExecutableFile(atPath: url.path), "\(name) is not built at \(url.path)")
+    return url
+}
+
+@Suite("the examples of the Quix Streams 0.5 README", .serialized, .timeLimit(.minutes(3)))
+struct ExamplesTests {
+    @Test("ProduceTimeseries for 1 s, read back by ConsumeFrames: 100 rows of ParameterA, then the close")
+    func produceAndConsume() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("mytesttopic", partitions: 1)
+        let produced = try await runProcess(
+            try example("ProduceTimeseries"), ["--brokers", cluster.bootstrapServers, "--seconds", "1", "--stream", "hello"])
+        #expect(produced.status == 0, "\(produced.error)")
+        #expect(produced.output.contains("Sending values for 1.0 seconds to stream hello."))
+        #expect(produced.output.contains("Closing stream"))
+
+        let consumed = try await runProcess(
+            try example("ConsumeFrames"), ["--brokers", cluster.bootstrapServers, "--group", "g-\(UUID().uuidString.prefix(6))", "--streams", "1"])
+        #expect(consumed.status == 0, "\(consumed.error)")
+        let rows = consumed.output.split(separator: "\n").filter { $0.hasPrefix("hello ") && $0.contains("ParameterA=") }
+        #expect(rows.count == 100)
+        let values = rows.compactMap { Double($0.split(separator: "=").last!) }
+        #expect(values.count == 100 && values.allSatisfy { abs($0) <= 1.2 })
+        #expect(consumed.output.contains("hello closed (Closed)"))
+    }
+
+    @Test("StreamingContexts: properties, definitions, buffered rows and events on one stream, in order")
+    func streamingContexts() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("data", partitions: 4)
+        let result = try await runProcess(try example("StreamingContexts"), ["--brokers", cluster.bootstrapServers, "--rows", "400"])
+        #expect(result.status == 0, "\(result.error)")
+        let stream = try await packages(cluster, "data", expected: 10)["bus-123AAAV"] ?? []
+        let models = try stream.map { value -> QuixModel in
+            guard case .model(let model) = try QuixCodec.decode(value[...]) else { throw QuixProtocolError(.wrongType, "no model") }
+            return model
+        }
+        guard case .streamProperties(let properties) = models.first else { Issue.record("properties first"); return }
+        #expect(properties.name == "Bus 123 AAAV" && properties.metadata["route"] == "123")
+        #expect(models.contains { if case .parameterDefinitions(let d) = $0 { d.parameterGroups.first?.name == "position" } else { false } })
+        let rows = models.reduce(0) { if case .timeseries(let data) = $1 { $0 + data.rowCount } else { $0 } }
+        #expect(rows == 400)
+        let bells = models.reduce(0) { if case .eventData(let events) = $1 { $0 + events.count } else { $0 } }
+        #expect(bells == 2)
+        #expect(models.last == .streamEnd(.closed))
+    }
+
+    @Test("SpeedingCamera: tickets for the fastest moment above the limit, with its photo")
+    func speedingCamera() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("telemetry", partitions: 1)
+        try cluster.createTopic("tickets", partitions: 1)
+        let camera = try await runProcess(try example("SpeedingCamera"), ["camera", "--brokers", cluster.bootstrapServers, "--rows", "50"])
+        #expect(camera.status == 0, "\(camera.error)")
+        let tickets = try await runProcess(
+            try example("SpeedingCamera"),
+            ["tickets", "--brokers", cluster.bootstrapServers, "--group", "g-\(UUID().uuidString.prefix(6))", "--streams", "1"])
+        #expect(tickets.status == 0, "\(tickets.error)")
+
+        let documents = try tickets.output.split(separator: "\n").filter { $0.hasPrefix("ticket ") }.map { line in
+            try JSONSerialization.jsonObject(with: Data(line.dropFirst("ticket ".count).utf8)) as! [String: Any]
+        }
+        #expect(!documents.isEmpty)
+        for document in documents {
+            let speed = document["speed"] as! Double
+            #expect(speed > 130 && document["vehicle"] as? String == "car-7")
+            #expect(abs((document["fine"] as! Double) - (speed - 130) * 100) < 1e-9)
+            // The photo is the frame of the row with that speed: row i has speed 100 + 40 sin(i / 8).
+            let photo = String(decoding: Data(base64Encoded: document["photo_proof"] as! String)!, as: UTF8.self)
+            let row = Int(photo.dropFirst("frame-".count))!
+            #expect(abs(100 + 40 * sin(Double(row) / 8) - speed) < 1e-9)
+        }
+        let published = try await packages(cluster, "tickets", expected: documents.count + 2)["car-7"] ?? []
+        let events = try published.flatMap { value -> [EventData] in
+            if case .model(.eventData(let events)) = try QuixCodec.decode(value[...]) { events } else { [] }
+        }
+        #expect(events.count == documents.count && events.allSatisfy { $0.id == "ticket" })
+    }
+}
