@@ -22,6 +22,7 @@ public final class StreamConsumer: Sendable {
         var onFrame: Handler<TimeseriesFrame>?
         var onEvent: Handler<EventData>?
         var onClosed: Handler<StreamEndType>?
+        var buffers: [ConsumerBuffer] = []
     }
 
     init(id: String, partition: Int32) {
@@ -48,9 +49,26 @@ public final class StreamConsumer: Sendable {
     public func onEventReceived(_ handler: @escaping Handler<EventData>) { state.withLock { $0.onEvent = handler } }
     public func onStreamClosed(_ handler: @escaping Handler<StreamEndType>) { state.withLock { $0.onClosed = handler } }
 
+    /// A buffer of this stream's time-series data, releasing frames as `configuration` says
+    /// (`parameters` keeps only those columns; tags are always kept). Rows it holds are not
+    /// committed until it releases them.
+    public func createBuffer(_ configuration: TimeseriesBufferConfiguration, parameters: [String]? = nil) -> ConsumerBuffer {
+        let buffer = ConsumerBuffer(configuration: configuration, parameters: parameters)
+        state.withLock { $0.buffers.append(buffer) }
+        return buffer
+    }
+
+    /// The oldest package offset whose rows a buffer of this stream still holds.
+    var oldestHeldOffset: Int64? { state.withLock { $0.buffers }.compactMap(\.oldestHeldOrigin).min() }
+
+    /// Releases what every buffer holds (the stream ends or its partition moves).
+    func flushBuffers(onError: (any Error, String) -> Void) async {
+        for buffer in state.withLock({ $0.buffers }) { await buffer.flush(self, onError: onError) }
+    }
+
     /// Hands one package to the handlers; returns whether it ended the stream.
     func deliver(
-        _ message: DecodedMessage, timestampMilliseconds: Int64?, onError: (any Error, String) -> Void
+        _ message: DecodedMessage, offset: Int64, timestampMilliseconds: Int64?, onError: (any Error, String) -> Void
     ) async -> Bool {
         let handlers = state.withLock { $0 }
         do {
@@ -66,10 +84,13 @@ public final class StreamConsumer: Sendable {
                 try await handlers.onEventDefinitions?(self, definitions)
             case .model(.timeseries(let data)):
                 try await handlers.onData?(self, data)
-                if let onFrame = handlers.onFrame { try await onFrame(self, TimeseriesFrame(data)) }
+                let frame = TimeseriesFrame(data)
+                if let onFrame = handlers.onFrame { try await onFrame(self, frame) }
+                for buffer in handlers.buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
             case .model(.eventData(let events)):
                 for event in events { try await handlers.onEvent?(self, event) }
             case .model(.streamEnd(let type)):
+                await flushBuffers(onError: onError)
                 try await handlers.onClosed?(self, type)
                 return true
             case .unknown(_, _, let payload), .raw(let payload):
@@ -85,7 +106,53 @@ public final class StreamConsumer: Sendable {
 
     /// The stream ends without a StreamEnd (its partition was revoked).
     func deliverClosed(_ type: StreamEndType, onError: (any Error, String) -> Void) async {
+        await flushBuffers(onError: onError)
         guard let handler = state.withLock({ $0.onClosed }) else { return }
         do { try await handler(self, type) } catch { onError(error, "the closed handler of stream \(streamID)") }
+    }
+}
+
+/// A consumer-side time-series buffer of one stream (`StreamConsumer.createBuffer`).
+public final class ConsumerBuffer: Sendable {
+    private let state: Mutex<State>
+
+    struct State: Sendable {
+        var buffer: TimeseriesBuffer
+        var parameters: Set<String>?
+        var onReleased: StreamConsumer.Handler<TimeseriesFrame>?
+    }
+
+    init(configuration: TimeseriesBufferConfiguration, parameters: [String]?) {
+        state = Mutex(State(buffer: TimeseriesBuffer(configuration, dropsRowsWithoutValues: false), parameters: parameters.map(Set.init)))
+    }
+
+    /// Called with each frame the buffer releases.
+    public func onReleased(_ handler: @escaping StreamConsumer.Handler<TimeseriesFrame>) {
+        state.withLock { $0.onReleased = handler }
+    }
+
+    var oldestHeldOrigin: Int64? { state.withLock { $0.buffer.oldestHeldOrigin } }
+
+    func write(_ frame: TimeseriesFrame, origin: Int64, stream: StreamConsumer, onError: (any Error, String) -> Void) async {
+        let (released, handler) = state.withLock { state in
+            let filtered = state.parameters.map { frame.select($0) } ?? frame
+            return (state.buffer.write(filtered, origin: origin), state.onReleased)
+        }
+        await deliver(released, handler, stream, onError)
+    }
+
+    func flush(_ stream: StreamConsumer, onError: (any Error, String) -> Void) async {
+        let (released, handler) = state.withLock { ($0.buffer.flush().map { [$0] } ?? [], $0.onReleased) }
+        await deliver(released, handler, stream, onError)
+    }
+
+    private func deliver(
+        _ frames: [TimeseriesFrame], _ handler: StreamConsumer.Handler<TimeseriesFrame>?, _ stream: StreamConsumer,
+        _ onError: (any Error, String) -> Void
+    ) async {
+        guard let handler else { return }
+        for frame in frames {
+            do { try await handler(stream, frame) } catch { onError(error, "a buffer handler of stream \(stream.streamID)") }
+        }
     }
 }

@@ -68,6 +68,8 @@ public struct TimeseriesBuffer: Sendable {
     public var dropsRowsWithoutValues: Bool
 
     private var parts: [TimeseriesFrame] = []
+    /// For each part, where it came from (a consumer's package offset), if known.
+    private var origins: [Int64?] = []
     private var rows: [(part: Int, row: Int)] = []
     private var earliest = Int64.max
     private var latest = Int64.min
@@ -84,8 +86,15 @@ public struct TimeseriesBuffer: Sendable {
     /// When the timeout will release the buffered rows, if it is set and rows are waiting.
     public var nextDeadline: ContinuousClock.Instant? { rows.isEmpty ? nil : deadline }
 
-    /// Adds the rows of `frame`; returns the frames released, in order.
-    public mutating func write(_ frame: TimeseriesFrame, now: ContinuousClock.Instant = .now) -> [TimeseriesFrame] {
+    /// The smallest origin of a frame that still has rows waiting: a consumer must not commit
+    /// past it, or a crash would lose those rows.
+    public var oldestHeldOrigin: Int64? {
+        Set(rows.map(\.part)).compactMap { origins[$0] }.min()
+    }
+
+    /// Adds the rows of `frame` (from `origin`, e.g. the offset of the package it came in);
+    /// returns the frames released, in order.
+    public mutating func write(_ frame: TimeseriesFrame, origin: Int64? = nil, now: ContinuousClock.Instant = .now) -> [TimeseriesFrame] {
         var released: [TimeseriesFrame] = []
         guard configuration.isBuffering else {
             let kept = (0..<frame.rowCount).filter { row in configuration.filter?(TimeseriesRow(frame: frame, index: row)) ?? true }
@@ -94,6 +103,7 @@ public struct TimeseriesBuffer: Sendable {
         }
         let part = parts.count
         parts.append(frame)
+        origins.append(origin)
         for index in 0..<frame.rowCount {
             let row = TimeseriesRow(frame: frame, index: index)
             if let filter = configuration.filter, !filter(row) { continue }
@@ -142,10 +152,12 @@ public struct TimeseriesBuffer: Sendable {
     private mutating func dropReleasedParts() {
         guard let first = rows.first?.part else {
             parts.removeAll(keepingCapacity: true)
+            origins.removeAll(keepingCapacity: true)
             return
         }
         guard first > 0 else { return }
         parts.removeFirst(first)
+        origins.removeFirst(first)
         rows = rows.map { ($0.part - first, $0.row) }
     }
 

@@ -104,20 +104,21 @@ public final class TopicConsumer: Sendable {
                 let due = options.everyPackages.map { uncommitted >= $0 } == true
                     || options.interval.map { ContinuousClock.now - lastCommit >= $0 } == true
                 if due && uncommitted > 0 {
-                    try await commit(processed)
+                    try await commit(Self.committable(processed, streams))
                     uncommitted = 0
                     lastCommit = .now
                 }
             case .revoked(let partitions), .lost(let partitions):
-                // Commit what is processed before the partitions move; their streams end here.
-                if case .revoked = event, !processed.isEmpty { try? await commit(processed) }
-                for partition in partitions {
-                    processed[partition] = nil
-                    assembler.forget(partition: partition.partition)
-                }
+                // The partitions' streams end here: their buffers release what they hold, then
+                // what is processed is committed before the partitions move.
                 for (id, stream) in streams where partitions.contains(TopicPartition(topic, stream.partition)) {
                     await stream.deliverClosed(.terminated, onError: report)
                     streams[id] = nil
+                }
+                if case .revoked = event, !processed.isEmpty { try? await commit(Self.committable(processed, streams)) }
+                for partition in partitions {
+                    processed[partition] = nil
+                    assembler.forget(partition: partition.partition)
                 }
             case .error(let error):
                 logger.warning("topic consumer", metadata: ["error": "\(error)", "topic": "\(topic)"])
@@ -125,7 +126,19 @@ public final class TopicConsumer: Sendable {
                 break
             }
         }
-        if options != .manual && !processed.isEmpty { try? await commit(processed) }
+        if options != .manual && !processed.isEmpty { try? await commit(Self.committable(processed, streams)) }
+    }
+
+    /// Per partition, the next offset to commit: past every processed package, but not past the
+    /// oldest package whose rows a stream's buffer still holds (a crash must redeliver them).
+    static func committable(_ processed: [TopicPartition: Int64], _ streams: [String: StreamConsumer]) -> [TopicPartition: Int64] {
+        var result = processed
+        for stream in streams.values {
+            guard let held = stream.oldestHeldOffset else { continue }
+            let partition = result.keys.first { $0.partition == stream.partition }
+            if let partition, held < result[partition]! { result[partition] = held }
+        }
+        return result
     }
 
     /// Commits every processed package now.
@@ -161,7 +174,7 @@ public final class TopicConsumer: Sendable {
             streams[id] = stream
             handlers.withLock { $0.streamReceived }?(stream)
         }
-        if await stream.deliver(message, timestampMilliseconds: package.timestampMilliseconds, onError: report) {
+        if await stream.deliver(message, offset: package.offset, timestampMilliseconds: package.timestampMilliseconds, onError: report) {
             streams[id] = nil  // ended: a later package with this id starts a new stream
         }
     }
