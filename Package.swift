@@ -60,6 +60,9 @@ let package = Package(
             name: "StreamingContexts", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/StreamingContexts"),
         .executableTarget(
+            name: "BufferConfiguration", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/BufferConfiguration"),
+        .executableTarget(
             name: "SpeedingCamera", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/SpeedingCamera"),
         // Fixtures shared by the test targets; never a product.

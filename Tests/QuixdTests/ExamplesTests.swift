@@ -33,6 +33,31 @@ struct ExamplesTests {
         #expect(consumed.output.contains("hello closed (Closed)"))
     }
 
+    @Test("BufferConfiguration re-publishes ProduceTimeseries' rows in frames of at most 100 rows or 100 ms of data")
+    func bufferConfiguration() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("mytesttopic", partitions: 1)
+        try cluster.createTopic("buffered", partitions: 1)
+        let produced = try await runProcess(
+            try example("ProduceTimeseries"), ["--brokers", cluster.bootstrapServers, "--seconds", "1", "--stream", "buffered-1"])
+        #expect(produced.status == 0, "\(produced.error)")
+        let result = try await runProcess(
+            try example("BufferConfiguration"),
+            ["--brokers", cluster.bootstrapServers, "--group", "g-\(UUID().uuidString.prefix(6))", "--streams", "1"])
+        #expect(result.status == 0, "\(result.error)")
+        let sizes = result.output.split(separator: "\n").compactMap { line in
+            line.hasPrefix("buffered-1: released ") ? Int(line.split(separator: " ")[2]) : nil
+        }
+        #expect(sizes.reduce(0, +) == 100 && sizes.allSatisfy { $0 <= 100 } && sizes.count > 1, "\(sizes)")
+
+        let packages = try await packages(cluster, "buffered", expected: sizes.count + 2)["buffered-1"] ?? []
+        let frames = try packages.compactMap { value -> TimeseriesData? in
+            if case .model(.timeseries(let data)) = try QuixCodec.decode(value[...]) { data } else { nil }
+        }
+        #expect(frames.map(\.rowCount) == sizes)
+        #expect(frames.allSatisfy { ($0.timestamps.max()! - $0.timestamps.min()!) < 100_000_000 }, "each frame spans less than 100 ms")
+    }
+
     @Test("StreamingContexts: properties, definitions, buffered rows and events on one stream, in order")
     func streamingContexts() async throws {
         let cluster = try MockCluster(brokers: 1)
