@@ -63,6 +63,9 @@ let package = Package(
             name: "BufferConfiguration", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/BufferConfiguration"),
         .executableTarget(
+            name: "GForceTotal", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/GForceTotal"),
+        .executableTarget(
             name: "SpeedingCamera", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/SpeedingCamera"),
         // Fixtures shared by the test targets; never a product.

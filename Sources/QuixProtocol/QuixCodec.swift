@@ -28,7 +28,10 @@ public enum QuixCodec {
     /// The stream id of a Kafka key, as the reference reads it: UTF-8, `/` and `\` become `-`.
     public static func streamID(fromKey key: ArraySlice<UInt8>?) -> String {
         guard let key else { return noStreamID }
-        return String(decoding: key, as: UTF8.self).replacing(/[\/\\]/, with: "-")
+        guard key.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "\\") }) else {
+            return String(decoding: key, as: UTF8.self)  // the usual case: nothing to replace
+        }
+        return String(decoding: key.map { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "\\") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)
     }
 
     /// Decodes one whole (merged) Kafka value.

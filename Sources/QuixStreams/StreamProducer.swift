@@ -128,6 +128,7 @@ public final class StreamProducer: Sendable {
             try Self.checkTypes(frame, &state)
             let merged = Self.shifted(frame, by: state.epoch).mergingDuplicateRows()
             let rows = (0..<merged.rowCount).filter { TimeseriesRow(frame: merged, index: $0).hasValues }
+            if rows.count == merged.rowCount { return merged }  // every row stays: no copy
             return rows.isEmpty ? nil : merged.rows(rows)
         }
         if let ready { try await send(.timeseries(ready.timeseriesData)) }

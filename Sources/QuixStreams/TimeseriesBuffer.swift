@@ -213,6 +213,8 @@ extension TimeseriesFrame {
     /// Rows with the same timestamp and the same tags merged into the first of them; a later
     /// row's values overwrite earlier ones where it has a value.
     func mergingDuplicateRows() -> TimeseriesFrame {
+        // Strictly increasing timestamps (the usual case) cannot have duplicates.
+        if timestamps.indices.dropFirst().allSatisfy({ timestamps[$0 - 1] < timestamps[$0] }) { return self }
         struct Key: Hashable {
             var timestamp: Int64
             var tags: [String?]

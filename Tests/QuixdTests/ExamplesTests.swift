@@ -58,6 +58,35 @@ struct ExamplesTests {
         #expect(frames.allSatisfy { ($0.timestamps.max()! - $0.timestamps.min()!) < 100_000_000 }, "each frame spans less than 100 ms")
     }
 
+    @Test("GForceTotal adds |gForceX| + |gForceY| + |gForceZ| to every row it re-publishes")
+    func gForceTotal() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("in", partitions: 1)
+        try cluster.createTopic("out", partitions: 1)
+        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        var sent = TimeseriesData(timestamps: [1, 2, 3])
+        sent.numericValues["gForceX"] = [1, -2, nil]
+        sent.numericValues["gForceY"] = [0.5, 0.25, 1]
+        sent.numericValues["gForceZ"] = [-3, 0, 2]
+        sent.tagValues["vehicle"] = ["car-1", "car-1", "car-1"]
+        try await producer.send(OutgoingMessage(topic: "in", key: Array("car-1".utf8), value: QuixCodec.encode(.timeseries(sent))))
+        try await producer.flush()
+
+        let process = Process()
+        process.executableURL = try example("GForceTotal")
+        process.environment = ["BOOTSTRAP": cluster.bootstrapServers, "IN_TOPIC": "in", "OUT_TOPIC": "out", "GROUP": "g-\(UUID().uuidString.prefix(6))"]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { process.terminate() }
+        let published = try await packages(cluster, "out", expected: 2)["car-1"] ?? []
+        let data = try published.compactMap { value -> TimeseriesData? in
+            if case .model(.timeseries(let data)) = try QuixCodec.decode(value[...]) { data } else { nil }
+        }
+        #expect(data.count == 1)
+        #expect(data.first?.numericValues["gForceTotal"] == [4.5, 2.25, nil], "a missing cell stays missing")
+        #expect(data.first?.numericValues["gForceX"] == [1, -2, nil] && data.first?.tagValues["vehicle"] == ["car-1", "car-1", "car-1"])
+    }
+
     @Test("StreamingContexts: properties, definitions, buffered rows and events on one stream, in order")
     func streamingContexts() async throws {
         let cluster = try MockCluster(brokers: 1)
