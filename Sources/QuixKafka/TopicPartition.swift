@@ -77,9 +77,11 @@ struct PartitionList: ~Copyable {
         elements(of: list).map { TopicPartitionOffset(String(cString: $0.topic), $0.partition, offset: $0.offset) }
     }
 
-    /// The first per-partition error in a list, if any.
-    static func firstError(of list: UnsafePointer<rd_kafka_topic_partition_list_t>) -> KafkaError? {
-        for element in elements(of: list) {
+    /// The first per-partition error in a list, if any, other than the codes in `ignoring`.
+    static func firstError(
+        of list: UnsafePointer<rd_kafka_topic_partition_list_t>, ignoring: Set<rd_kafka_resp_err_t> = []
+    ) -> KafkaError? {
+        for element in elements(of: list) where !ignoring.contains(element.err) {
             if var error = KafkaError.from(element.err) {
                 error.detail = "\(String(cString: element.topic))[\(element.partition)]: \(error.detail)"
                 return error
@@ -97,4 +99,6 @@ struct PartitionList: ~Copyable {
     var partitions: [TopicPartition] { Self.partitions(of: handle) }
     var offsets: [TopicPartitionOffset] { Self.offsets(of: handle) }
     var firstError: KafkaError? { Self.firstError(of: handle) }
+
+    func firstError(ignoring codes: Set<rd_kafka_resp_err_t>) -> KafkaError? { Self.firstError(of: handle, ignoring: codes) }
 }

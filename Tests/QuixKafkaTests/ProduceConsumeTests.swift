@@ -135,7 +135,8 @@ struct ProduceConsumeTests {
         #expect(fromP0.first?.offset == 40)
         #expect(try consumer.position([p0]) == [TopicPartitionOffset(p0, offset: 50)])
 
-        try await consumer.seek([TopicPartitionOffset(p0, offset: 5)])
+        // Asynchronous: librdkafka 2.0's blocking seek timed out under CI load.
+        try await consumer.seek([TopicPartitionOffset(p0, offset: 5)], timeout: .zero)
         try consumer.resume([p1])
         let after = try await consume(consumer) { $0.contains { $0.partition == 1 } && $0.contains { $0.partition == 0 } }
         #expect(after.first { $0.partition == 0 }?.offset == 5)

@@ -121,7 +121,16 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// Moves assigned partitions to new offsets; their next messages come from there.
+    /// With a zero `timeout` the seek is asynchronous (librdkafka's own mode): it returns at once,
+    /// and a failure arrives as an `.error` event.
     public func seek(_ offsets: [TopicPartitionOffset], timeout: Duration = .seconds(10)) async throws(KafkaError) {
+        if timeout == .zero {
+            let list = PartitionList(offsets)
+            try KafkaError.check(rd_kafka_seek_partitions(core.raw.handle, list.handle, 0), "seek")
+            // Each partition is marked _IN_PROGRESS: the seek was accepted.
+            if let error = list.firstError(ignoring: [RD_KAFKA_RESP_ERR__IN_PROGRESS]) { throw error }
+            return
+        }
         let raw = core.raw
         try await runBlocking("seek") { () throws(KafkaError) in
             let list = PartitionList(offsets)
