@@ -49,25 +49,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        // The examples of the Quix Streams 0.5 README, in Swift (README.md lists their commands).
-        .executableTarget(
-            name: "ProduceTimeseries", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Examples/ProduceTimeseries"),
-        .executableTarget(
-            name: "ConsumeFrames", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Examples/ConsumeFrames"),
-        .executableTarget(
-            name: "StreamingContexts", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Examples/StreamingContexts"),
-        .executableTarget(
-            name: "BufferConfiguration", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Examples/BufferConfiguration"),
-        .executableTarget(
-            name: "GForceTotal", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Examples/GForceTotal"),
-        .executableTarget(
-            name: "SpeedingCamera", dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Examples/SpeedingCamera"),
         // Fixtures shared by the test targets; never a product.
         .target(
             name: "QuixTestSupport",
@@ -95,6 +76,15 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The examples of the Quix Streams 0.5 README, in Swift (README.md lists their commands).
+for example in ["ProduceTimeseries", "ConsumeFrames", "BufferConfiguration", "StreamingContexts", "SpeedingCamera", "GForceTotal"] {
+    package.targets.append(
+        .executableTarget(
+            name: example,
+            dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/\(example)"))
+}
 
 for target in package.targets where [.regular, .executable, .test].contains(target.type) {
     target.swiftSettings = (target.swiftSettings ?? []) + [

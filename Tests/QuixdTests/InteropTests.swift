@@ -61,6 +61,22 @@ private func number(_ value: Double) -> Any {
     return value
 }
 
+/// A definitions tree as the reference consumer flattens it: every definition with its location
+/// (`""` at the root, `/a/b` in groups a > b), sorted by (location, id).
+private func flatten<Group: DefinitionGroup>(
+    _ root: [Group.Member], _ groups: [Group], _ render: (Group.Member, String) -> [String: Any]
+) -> [[String: Any]] {
+    var flat: [[String: Any]] = root.map { render($0, "") }
+    func walk(_ groups: [Group], under location: String) {
+        for group in groups {
+            flat += group.members.map { render($0, location + "/" + group.name) }
+            walk(group.childGroups, under: location + "/" + group.name)
+        }
+    }
+    walk(groups, under: "")
+    return flat.sorted { ($0["location"] as! String, $0["id"] as! String) < ($1["location"] as! String, $1["id"] as! String) }
+}
+
 /// Our decoding of `topic`, rendered as q05.py renders the reference consumer's callbacks.
 private func ourView(_ records: [QuixRecord]) throws -> [String: [String]] {
     var view: [String: [String]] = [:]
@@ -80,48 +96,24 @@ private func ourView(_ records: [QuixRecord]) throws -> [String: [String]] {
             object["time_of_recording"] = null(properties.timeOfRecording)
             view[record.stream, default: []].append(try canonical(object))
         case .parameterDefinitions(let definitions):
-            var flat: [[String: Any]] = []
-            func add(_ parameters: [ParameterDefinition], at location: String) {
-                for parameter in parameters {
-                    flat.append([
-                        "id": parameter.id, "name": null(parameter.name), "description": null(parameter.description),
-                        "location": location, "minimum_value": null(parameter.minimumValue.map(number)),
-                        "maximum_value": null(parameter.maximumValue.map(number)), "unit": null(parameter.unit),
-                        "format": null(parameter.format), "custom_properties": null(parameter.customProperties),
-                    ])
-                }
-            }
-            func walk(_ groups: [ParameterGroup], under location: String) {
-                for group in groups {
-                    add(group.parameters, at: location + "/" + group.name)
-                    walk(group.childGroups, under: location + "/" + group.name)
-                }
-            }
-            add(definitions.parameters, at: "")
-            walk(definitions.parameterGroups, under: "")
             object["kind"] = "parameter_definitions"
-            object["definitions"] = flat.sorted { ($0["location"] as! String, $0["id"] as! String) < ($1["location"] as! String, $1["id"] as! String) }
+            object["definitions"] = flatten(definitions.parameters, definitions.parameterGroups) { parameter, location in
+                [
+                    "id": parameter.id, "name": null(parameter.name), "description": null(parameter.description),
+                    "location": location, "minimum_value": null(parameter.minimumValue.map(number)),
+                    "maximum_value": null(parameter.maximumValue.map(number)), "unit": null(parameter.unit),
+                    "format": null(parameter.format), "custom_properties": null(parameter.customProperties),
+                ]
+            }
             view[record.stream, default: []].append(try canonical(object))
         case .eventDefinitions(let definitions):
-            var flat: [[String: Any]] = []
-            func add(_ events: [EventDefinition], at location: String) {
-                for event in events {
-                    flat.append([
-                        "id": event.id, "name": null(event.name), "description": null(event.description), "location": location,
-                        "level": event.effectiveLevel.rawValue, "custom_properties": null(event.customProperties),
-                    ])
-                }
-            }
-            func walk(_ groups: [EventGroup], under location: String) {
-                for group in groups {
-                    add(group.events, at: location + "/" + group.name)
-                    walk(group.childGroups, under: location + "/" + group.name)
-                }
-            }
-            add(definitions.events, at: "")
-            walk(definitions.eventGroups, under: "")
             object["kind"] = "event_definitions"
-            object["definitions"] = flat.sorted { ($0["location"] as! String, $0["id"] as! String) < ($1["location"] as! String, $1["id"] as! String) }
+            object["definitions"] = flatten(definitions.events, definitions.eventGroups) { event, location in
+                [
+                    "id": event.id, "name": null(event.name), "description": null(event.description), "location": location,
+                    "level": event.effectiveLevel.rawValue, "custom_properties": null(event.customProperties),
+                ]
+            }
             view[record.stream, default: []].append(try canonical(object))
         case .timeseries(let data):
             object["kind"] = "timeseries"
