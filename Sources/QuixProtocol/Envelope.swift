@@ -43,15 +43,8 @@ public struct TransportPackage: Sendable, Hashable {
             writer.endObject()
         }
         writer.key("V")
-        let start = writer.bytes.count + 0
-        if Self.isJSONContainer(payload) {
-            writer.raw(payload)
-        } else {
-            var quoted: [UInt8] = [UInt8(ascii: "\"")]
-            Base64.encode(payload, into: &quoted)
-            quoted.append(UInt8(ascii: "\""))
-            writer.raw(quoted)
-        }
+        let start = writer.bytes.count
+        if Self.isJSONContainer(payload) { writer.raw(payload) } else { writer.base64(payload) }
         let end = writer.bytes.count
         writer.key("S"); writer.int64(Int64(start))
         writer.key("E"); writer.int64(Int64(end))

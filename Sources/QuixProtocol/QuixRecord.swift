@@ -87,9 +87,9 @@ public struct QuixRecord: Sendable {
             writer.key("codec"); writer.string(codec)
             writer.key("envelope"); writer.string(timeseriesCodec == .protobuf ? "binary" : "json")
             writer.key("model"); writer.string(modelKey)
-            writer.key("payload"); writer.raw([UInt8(ascii: "\"")] + Base64.encode(payload) + [UInt8(ascii: "\"")])
+            writer.key("payload"); writer.base64(payload)
         case .raw(let bytes):
-            writer.key("raw"); writer.raw([UInt8(ascii: "\"")] + Base64.encode(bytes) + [UInt8(ascii: "\"")])
+            writer.key("raw"); writer.base64(bytes)
         }
         writer.endObject()
         return writer.bytes

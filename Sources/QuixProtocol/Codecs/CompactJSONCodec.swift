@@ -26,7 +26,7 @@ enum CompactJSONCodec {
             writer.key(name)
             writer.beginArray()
             for cell in column {
-                if let cell { writer.raw([UInt8(ascii: "\"")] + Base64.encode(cell) + [UInt8(ascii: "\"")]) } else { writer.null() }
+                if let cell { writer.base64(cell) } else { writer.null() }
             }
             writer.endArray()
         }

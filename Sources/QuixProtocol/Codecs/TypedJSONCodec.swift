@@ -58,14 +58,7 @@ enum TypedJSONCodec {
             writer.key(name)
             writer.beginArray()
             for cell in column {
-                if let cell {
-                    var encoded: [UInt8] = [UInt8(ascii: "\"")]
-                    Base64.encode(cell, into: &encoded)
-                    encoded.append(UInt8(ascii: "\""))
-                    writer.raw(encoded)
-                } else {
-                    writer.null()
-                }
+                if let cell { writer.base64(cell) } else { writer.null() }
             }
             writer.endArray()
         }

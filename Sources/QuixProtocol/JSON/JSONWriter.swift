@@ -65,6 +65,15 @@ struct JSONWriter {
         needsComma = true
     }
 
+    /// Bytes as a JSON string of their standard base64, encoded straight into the output.
+    mutating func base64<C: Collection<UInt8>>(_ data: C) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        Base64.encode(data, into: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+        needsComma = true
+    }
+
     mutating func optionalString(_ text: String?) {
         if let text { string(text) } else { null() }
     }
