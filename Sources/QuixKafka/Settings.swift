@@ -148,6 +148,10 @@ public struct ConsumerSettings: Sendable, Hashable {
     /// How long a revocation waits for the application to move past the `.revoked` event
     /// (its chance to finish in-flight work and commit) before partitions are handed over.
     public var revocationTimeout: Duration = .seconds(30)
+    /// When set, `events` yields `.idle` after this long without an event, so the application
+    /// can act on time (timeouts, interval commits) while no message arrives. The poll thread
+    /// checks it at least every 100 ms.
+    public var idleInterval: Duration?
 
     public init(client: KafkaClientSettings, group: String?) {
         self.client = client
@@ -170,6 +174,9 @@ public struct ConsumerSettings: Sendable, Hashable {
         }
         if let group, group.isEmpty {
             throw KafkaError(code: .invalidSetting, detail: "group: expected a non-empty name or none")
+        }
+        if let idleInterval, idleInterval <= .zero {
+            throw KafkaError(code: .invalidSetting, detail: "idleInterval: expected a positive duration, found \(idleInterval)")
         }
     }
 

@@ -120,7 +120,7 @@ struct Consume: AsyncParsableCommand {
                 if commits { try? consumer.storeOffsets(stored.map { TopicPartitionOffset($0.key, offset: $0.value) }) }
             case .error(let error):
                 report("consume: \(error)")
-            case .revoked, .lost, .assigned, .partitionEnd:
+            case .revoked, .lost, .assigned, .partitionEnd, .idle:
                 break
             }
         }

@@ -51,7 +51,7 @@ struct RebalanceTests {
             case .lost(let partitions):
                 for partition in partitions { stored[partition] = nil }
                 log.update { $0.revoked[name, default: []].formUnion(partitions) }
-            case .partitionEnd, .error:
+            case .partitionEnd, .error, .idle:
                 break
             }
         }

@@ -35,6 +35,8 @@ public enum ConsumerEvent: Sendable {
     case partitionEnd(TopicPartitionOffset)
     /// A problem the consumer reports and keeps working through (broker down, unknown topic).
     case error(KafkaError)
+    /// Nothing happened for `idleInterval` (only with that setting).
+    case idle
 }
 
 /// The consumer group's identity and generation, for `sendOffsetsToTransaction`.

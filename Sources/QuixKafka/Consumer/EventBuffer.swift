@@ -23,6 +23,11 @@ final class EventBuffer: @unchecked Sendable {
         condition.withLock { bufferedMessages }
     }
 
+    /// Events pushed so far.
+    func pushedCount() -> UInt64 {
+        condition.withLock { pushed }
+    }
+
     /// Appends an event and returns its sequence number (for `waitUntilHandled`).
     @discardableResult
     func push(_ event: ConsumerEvent) -> UInt64 {

@@ -284,18 +284,31 @@ final class ConsumerCore: Sendable {
     func pollUntilClosed() {
         var slots = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: settings.maxBatch)
         var batcher = BatchBuilder()
+        let wait = Int32(min(100, settings.idleInterval?.milliseconds ?? 100))
+        var lastPush = buffer.pushedCount()
+        var quietSince = ContinuousClock.now
         while !control.withLock({ $0.closeRequested }) {
             let paused = applyBackpressure()
             let count = slots.withUnsafeMutableBufferPointer { slots in
-                takeBatch(into: slots, waitMilliseconds: paused ? 10 : 100)
+                takeBatch(into: slots, waitMilliseconds: paused ? 10 : wait)
             }
             if count < 0 {
                 // rd_kafka_last_error is thread-local: read it here, in the call's own thread.
                 if let error = KafkaError.from(rd_kafka_last_error()) { buffer.push(.error(error)) }
-                continue
+            } else if count > 0 {
+                for event in batcher.events(from: slots[0..<count]) { buffer.push(event) }
             }
-            guard count > 0 else { continue }
-            for event in batcher.events(from: slots[0..<count]) { buffer.push(event) }
+            if let idle = settings.idleInterval {
+                // Callbacks push too (rebalances, errors): any push restarts the quiet time.
+                let pushed = buffer.pushedCount()
+                if pushed != lastPush {
+                    lastPush = pushed
+                    quietSince = .now
+                } else if ContinuousClock.now - quietSince >= idle {
+                    lastPush = buffer.push(.idle) + 1
+                    quietSince = .now
+                }
+            }
         }
         control.withLock { $0.closing = true }
         let err = rd_kafka_consumer_close(raw.handle)  // revokes (serving the rebalance callback here), commits, leaves
