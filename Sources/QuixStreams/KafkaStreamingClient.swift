@@ -31,18 +31,22 @@ public final class KafkaStreamingClient: Sendable {
 public final class TopicProducer: Sendable {
     public let topic: String
     let sender: Sender
+    private let clock: BufferClock
     private let streams = Mutex([String: StreamProducer]())
 
     init(client: KafkaStreamingClient, topic: String, codec: TimeseriesCodec) throws {
         guard !topic.isEmpty else { throw StreamError(.invalidStreamID, "the topic name is empty") }
         self.topic = topic
         sender = try Sender(client: client, topic: topic, codec: codec)
+        clock = BufferClock(logger: client.logger)
     }
+
+    deinit { clock.stop() }
 
     /// A new stream with `id`, or a random GUID (as the reference makes them).
     public func createStream(_ id: String? = nil) throws(StreamError) -> StreamProducer {
         let id = id ?? UUID.random.lowercasedString
-        let stream = try StreamProducer(id: id, sender: sender)
+        let stream = try StreamProducer(id: id, sender: sender, clock: clock)
         streams.withLock { $0[id] = stream }
         return stream
     }
@@ -62,6 +66,7 @@ public final class TopicProducer: Sendable {
     /// Flushes every open stream (without a StreamEnd, as the reference's dispose does) and
     /// closes the Kafka producer.
     public func close() async throws {
+        clock.stop()
         try await flush()
         await sender.producer.close()
     }

@@ -8,7 +8,8 @@ public final class StreamConsumer: Sendable {
     public typealias Handler<Value> = @Sendable (StreamConsumer, Value) async throws -> Void
 
     public let streamID: String
-    let partition: Int32
+    /// The partition the stream is read from.
+    public let partition: Int32
     private let state = Mutex(State())
 
     struct State: Sendable {
@@ -64,6 +65,12 @@ public final class StreamConsumer: Sendable {
     /// Releases what every buffer holds (the stream ends or its partition moves).
     func flushBuffers(onError: (any Error, String) -> Void) async {
         for buffer in state.withLock({ $0.buffers }) { await buffer.flush(self, onError: onError) }
+    }
+
+    /// Releases the rows that waited longer than their buffer's timeout.
+    func expireBuffers(now: ContinuousClock.Instant, onError: (any Error, String) -> Void) async {
+        let buffers = state.withLock { $0.buffers }
+        for buffer in buffers { await buffer.expire(now: now, self, onError: onError) }
     }
 
     /// Hands one package to the handlers; returns whether it ended the stream.
@@ -138,6 +145,11 @@ public final class ConsumerBuffer: Sendable {
             let filtered = state.parameters.map { frame.select($0) } ?? frame
             return (state.buffer.write(filtered, origin: origin), state.onReleased)
         }
+        await deliver(released, handler, stream, onError)
+    }
+
+    func expire(now: ContinuousClock.Instant, _ stream: StreamConsumer, onError: (any Error, String) -> Void) async {
+        let (released, handler) = state.withLock { ($0.buffer.expire(now: now).map { [$0] } ?? [], $0.onReleased) }
         await deliver(released, handler, stream, onError)
     }
 

@@ -10,11 +10,15 @@ import Synchronization
 /// definitions are sent when they changed, at the latest before the next data or on `flush`;
 /// data written through the buffer goes out when the buffer releases it, and everything pending
 /// on `flush` and `close`. Write a stream from one task at a time: its messages go out in the
-/// order of the calls.
+/// order of the calls. A buffer with a timeout is also released by the topic producer's clock;
+/// a release and its messages stay together, so the order of rows holds.
 public final class StreamProducer: Sendable {
     public let streamID: String
     private let sender: Sender
+    private let clock: BufferClock
     private let state: Mutex<State>
+    /// Held while rows are released and sent, so that sends keep the order of releases.
+    private let order = AsyncSerialLock()
 
     /// Longest stream id: the reference reserves 1,024 bytes for the key.
     public static let maximumStreamIDBytes = 1_024
@@ -37,13 +41,14 @@ public final class StreamProducer: Sendable {
 
     enum ValueType: String, Sendable { case numeric, string, binary }
 
-    init(id: String, sender: Sender) throws(StreamError) {
+    init(id: String, sender: Sender, clock: BufferClock) throws(StreamError) {
         guard !id.isEmpty else { throw StreamError(.invalidStreamID, "a stream id cannot be empty") }
         guard id.utf8.count <= Self.maximumStreamIDBytes else {
             throw StreamError(.invalidStreamID, "a stream id of \(id.utf8.count) bytes is longer than \(Self.maximumStreamIDBytes)")
         }
         streamID = id
         self.sender = sender
+        self.clock = clock
         state = Mutex(State())
     }
 
@@ -93,11 +98,13 @@ public final class StreamProducer: Sendable {
     }
 
     /// When the stream's buffer releases rows. By default it holds nothing: each write goes out.
+    /// With a timeout, the topic producer's clock releases rows that waited that long.
     public func configureBuffer(_ configuration: TimeseriesBufferConfiguration, defaultTags: OrderedDictionary<String, String> = [:]) {
         state.withLock { state in
             state.buffer.configuration = configuration
             state.defaultTags = defaultTags
         }
+        if configuration.timeout != nil { clock.watch(self) }
     }
 
     /// Starts a buffer row at `timestamp` ns (plus `epoch`).
@@ -107,6 +114,10 @@ public final class StreamProducer: Sendable {
 
     /// Writes rows through the stream's buffer: they go out when it releases them.
     public func write(_ frame: TimeseriesFrame) async throws {
+        try await order.withLock { try await writeInOrder(frame) }
+    }
+
+    private func writeInOrder(_ frame: TimeseriesFrame) async throws {
         let released: [TimeseriesFrame] = try state.withLock { (state) throws(StreamError) in
             try Self.checkOpen(state, streamID)
             try Self.checkTypes(frame, &state)
@@ -115,7 +126,10 @@ public final class StreamProducer: Sendable {
                 let column = frame.tags[tag] ?? Array(repeating: nil, count: frame.rowCount)
                 frame.setTags(tag, column.map { $0 ?? value })
             }
-            return state.buffer.write(frame)
+            // Rows whose timeout passed go first, should the clock not have come round yet.
+            let now = ContinuousClock.now
+            let expired = state.buffer.expire(now: now).map { [$0] } ?? []
+            return expired + state.buffer.write(frame, now: now)
         }
         for frame in released { try await send(.timeseries(frame.timeseriesData)) }
     }
@@ -123,6 +137,10 @@ public final class StreamProducer: Sendable {
     /// Publishes rows at once, not through the buffer: duplicate rows (same timestamp and tags)
     /// merged, rows without values dropped.
     public func publish(_ frame: TimeseriesFrame) async throws {
+        try await order.withLock { try await publishInOrder(frame) }
+    }
+
+    private func publishInOrder(_ frame: TimeseriesFrame) async throws {
         let ready: TimeseriesFrame? = try state.withLock { (state) throws(StreamError) in
             try Self.checkOpen(state, streamID)
             try Self.checkTypes(frame, &state)
@@ -143,6 +161,10 @@ public final class StreamProducer: Sendable {
 
     /// Publishes events in one message.
     public func publish(_ events: [EventData]) async throws {
+        try await order.withLock { try await publishInOrder(events) }
+    }
+
+    private func publishInOrder(_ events: [EventData]) async throws {
         let epoch = try state.withLock { (state) throws(StreamError) -> Int64 in
             try Self.checkOpen(state, streamID)
             return state.epoch
@@ -159,17 +181,36 @@ public final class StreamProducer: Sendable {
 
     /// Sends changed properties and definitions, and what the buffer holds.
     public func flush() async throws {
+        try await order.withLock { try await flushInOrder() }
+    }
+
+    /// Flushes, sends the end of the stream, and refuses anything more.
+    public func close(_ endType: StreamEndType = .closed) async throws {
+        try await order.withLock {
+            try state.withLock { (state) throws(StreamError) in try Self.checkOpen(state, streamID) }
+            try await flushInOrder()
+            try await sender.send(.streamEnd(endType), stream: streamID)
+            state.withLock { $0.closed = true }
+        }
+    }
+
+    private func flushInOrder() async throws {
         let released: TimeseriesFrame? = state.withLock { $0.buffer.flush() }
         try await sendPending()
         if let released { try await send(.timeseries(released.timeseriesData)) }
     }
 
-    /// Flushes, sends the end of the stream, and refuses anything more.
-    public func close(_ endType: StreamEndType = .closed) async throws {
-        try state.withLock { (state) throws(StreamError) in try Self.checkOpen(state, streamID) }
-        try await flush()
-        try await sender.send(.streamEnd(endType), stream: streamID)
-        state.withLock { $0.closed = true }
+    /// When the buffer's timeout will release rows, if rows wait and the stream is open.
+    var bufferDeadline: ContinuousClock.Instant? {
+        state.withLock { $0.closed ? nil : $0.buffer.nextDeadline }
+    }
+
+    /// Sends what the buffer held longer than its timeout (called by the clock).
+    func expireBuffer(now: ContinuousClock.Instant) async throws {
+        try await order.withLock {
+            let released: TimeseriesFrame? = state.withLock { $0.closed ? nil : $0.buffer.expire(now: now) }
+            if let released { try await send(.timeseries(released.timeseriesData)) }
+        }
     }
 
     // MARK: Sending

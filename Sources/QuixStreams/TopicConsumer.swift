@@ -26,8 +26,11 @@ public struct CommitOptions: Sendable, Hashable {
 
 /// Reads the streams of one topic. Set `onStreamReceived` (and, in it, the stream's handlers),
 /// then `run()`. Packages are handled in order per partition, one at a time; a package counts as
-/// processed once its handlers have returned, and only processed packages are committed.
+/// processed once its handlers have returned, and only processed packages are committed (never
+/// past rows a consumer buffer still holds).
 public final class TopicConsumer: Sendable {
+    public typealias Handler<Value> = @Sendable (TopicConsumer, Value) async throws -> Void
+
     public let topic: String
     private let consumer: KafkaConsumer
     private let group: String?
@@ -36,10 +39,38 @@ public final class TopicConsumer: Sendable {
     private let options: CommitOptions
     private let logger: Logger
     private let handlers = Mutex(Handlers())
+    private let progress = Mutex(Progress())
+    private let lifecycle = Mutex(Lifecycle())
+
+    /// How often `run()` gets control while no message arrives (buffer timeouts, interval
+    /// commits, `close()`).
+    static let tick: Duration = .milliseconds(50)
+
+    @TaskLocal private static var running: ObjectIdentifier?
 
     struct Handlers: Sendable {
         var streamReceived: (@Sendable (StreamConsumer) -> Void)?
         var error: (@Sendable (any Error, String) -> Void)?
+        var committing: Handler<Void>?
+        var committed: Handler<[TopicPartitionOffset]>?
+        var revoking: Handler<[TopicPartition]>?
+        var streamsRevoked: Handler<[StreamConsumer]>?
+    }
+
+    /// What `run()` has handled, shared with `commit()`.
+    struct Progress: Sendable {
+        var streams: [String: StreamConsumer] = [:]
+        /// The next offset to commit, per partition: past every processed package.
+        var processed: [TopicPartition: Int64] = [:]
+        var committed: [TopicPartition: Int64] = [:]
+        var uncommitted = 0
+        var lastCommit = ContinuousClock.now
+    }
+
+    struct Lifecycle: Sendable {
+        var running = false
+        var stopRequested = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
     public init(
@@ -56,8 +87,11 @@ public final class TopicConsumer: Sendable {
         var settings = ConsumerSettings(client: client.settings, group: group)
         settings.startFrom = startFrom == .earliest ? .earliest : .latest
         settings.autoCommit = false
+        settings.idleInterval = Self.tick
         consumer = try KafkaConsumer(settings: settings, logger: client.logger)
     }
+
+    // MARK: Handlers
 
     /// Called once per new stream, before its first package is handled: attach its handlers here.
     public func onStreamReceived(_ handler: @escaping @Sendable (StreamConsumer) -> Void) {
@@ -69,9 +103,45 @@ public final class TopicConsumer: Sendable {
         handlers.withLock { $0.error = handler }
     }
 
-    /// Reads until the task is cancelled or `close()` is called. Subscribes with the group, or
-    /// reads every partition without one.
+    /// Called before offsets are committed.
+    public func onCommitting(_ handler: @escaping Handler<Void>) { handlers.withLock { $0.committing = handler } }
+
+    /// Called after a commit succeeded, with the offsets committed (the next offset to read).
+    public func onCommitted(_ handler: @escaping Handler<[TopicPartitionOffset]>) { handlers.withLock { $0.committed = handler } }
+
+    /// Called when partitions are about to move to another member, before their streams close
+    /// and what is processed is committed.
+    public func onRevoking(_ handler: @escaping Handler<[TopicPartition]>) { handlers.withLock { $0.revoking = handler } }
+
+    /// Called after the streams of revoked (or lost) partitions were closed.
+    public func onStreamsRevoked(_ handler: @escaping Handler<[StreamConsumer]>) { handlers.withLock { $0.streamsRevoked = handler } }
+
+    // MARK: Running
+
+    /// Reads until `close()` is called or the task is cancelled. Subscribes with the group, or
+    /// reads every partition without one. Commits what is processed before it returns (unless
+    /// commits are manual).
     public func run() async throws {
+        let stopped = lifecycle.withLock { lifecycle in
+            if lifecycle.stopRequested { return true }
+            lifecycle.running = true
+            return false
+        }
+        guard !stopped else { return }
+        defer {
+            let waiters = lifecycle.withLock { lifecycle in
+                lifecycle.running = false
+                defer { lifecycle.waiters.removeAll() }
+                return lifecycle.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        try await Self.$running.withValue(ObjectIdentifier(self)) { try await readUntilStopped() }
+        if options != .manual { try? await commitProcessed() }
+        await consumer.close()
+    }
+
+    private func readUntilStopped() async throws {
         if group == nil {
             let admin = try KafkaAdmin(settings: AdminSettings(client: clientSettings))
             guard let metadata = try await admin.metadata(topic: topic).first else {
@@ -83,10 +153,6 @@ public final class TopicConsumer: Sendable {
             try consumer.subscribe([topic])
         }
         var assembler = PackageAssembler()
-        var streams: [String: StreamConsumer] = [:]
-        var processed: [TopicPartition: Int64] = [:]  // next offset to commit, per partition
-        var uncommitted = 0
-        var lastCommit = ContinuousClock.now
         for await event in consumer.events {
             switch event {
             case .messages(let batch):
@@ -96,37 +162,86 @@ public final class TopicConsumer: Sendable {
                         timestampMilliseconds: message.timestampMilliseconds, value: message.value ?? [])
                     for error in assembler.takeDropped() { report(error, "topic \(topic)[\(message.partition)]") }
                     for package in ready {
-                        await handle(package, streams: &streams)
-                        processed[TopicPartition(topic, package.partition)] = package.lastOffset + 1
-                        uncommitted += 1
+                        await handle(package)
+                        progress.withLock { progress in
+                            progress.processed[TopicPartition(topic, package.partition)] = package.lastOffset + 1
+                            progress.uncommitted += 1
+                        }
                     }
                 }
-                let due = options.everyPackages.map { uncommitted >= $0 } == true
-                    || options.interval.map { ContinuousClock.now - lastCommit >= $0 } == true
-                if due && uncommitted > 0 {
-                    try await commit(Self.committable(processed, streams))
-                    uncommitted = 0
-                    lastCommit = .now
-                }
             case .revoked(let partitions), .lost(let partitions):
-                // The partitions' streams end here: their buffers release what they hold, then
-                // what is processed is committed before the partitions move.
-                for (id, stream) in streams where partitions.contains(TopicPartition(topic, stream.partition)) {
-                    await stream.deliverClosed(.terminated, onError: report)
-                    streams[id] = nil
-                }
-                if case .revoked = event, !processed.isEmpty { try? await commit(Self.committable(processed, streams)) }
-                for partition in partitions {
-                    processed[partition] = nil
-                    assembler.forget(partition: partition.partition)
-                }
+                await revoke(partitions, orderly: { if case .revoked = event { true } else { false } }())
+                for partition in partitions { assembler.forget(partition: partition.partition) }
             case .error(let error):
                 logger.warning("topic consumer", metadata: ["error": "\(error)", "topic": "\(topic)"])
-            case .assigned, .partitionEnd:
+            case .assigned, .partitionEnd, .idle:
                 break
             }
+            await expireBuffers()
+            await commitIfDue()
+            if lifecycle.withLock({ $0.stopRequested }) || Task.isCancelled { break }
         }
-        if options != .manual && !processed.isEmpty { try? await commit(Self.committable(processed, streams)) }
+    }
+
+    /// Commits when `CommitOptions` say it is time. A failed commit is reported and tried again
+    /// at the next occasion.
+    private func commitIfDue() async {
+        let due = progress.withLock { progress in
+            progress.uncommitted > 0
+                && (options.everyPackages.map { progress.uncommitted >= $0 } == true
+                    || options.interval.map { ContinuousClock.now - progress.lastCommit >= $0 } == true)
+        }
+        guard due else { return }
+        do { try await commitProcessed() } catch { report(error, "the commit of topic \(topic)") }
+    }
+
+    /// Releases the rows of consumer buffers that waited longer than their timeout.
+    private func expireBuffers() async {
+        let now = ContinuousClock.now
+        for stream in progress.withLock({ Array($0.streams.values) }) { await stream.expireBuffers(now: now, onError: report) }
+    }
+
+    /// The partitions' streams end here: their buffers release what they hold, then (for an
+    /// orderly revocation, unless commits are manual) what is processed is committed before the
+    /// partitions move.
+    private func revoke(_ partitions: [TopicPartition], orderly: Bool) async {
+        await notify(\.revoking, partitions, "the revoking handler")
+        let moved = Set(partitions.map(\.partition))
+        let closing = progress.withLock { progress in
+            let closing = progress.streams.values.filter { moved.contains($0.partition) }
+            for stream in closing { progress.streams[stream.streamID] = nil }
+            return closing
+        }
+        for stream in closing { await stream.deliverClosed(.terminated, onError: report) }
+        if orderly && options != .manual {
+            do { try await commitProcessed() } catch { report(error, "the commit before partitions \(partitions) moved") }
+        }
+        progress.withLock { progress in for partition in partitions { progress.processed[partition] = nil; progress.committed[partition] = nil } }
+        await notify(\.streamsRevoked, closing, "the streams revoked handler")
+    }
+
+    // MARK: Committing
+
+    /// Commits every package processed so far (except what consumer buffers still hold).
+    public func commit() async throws {
+        try await commitProcessed()
+    }
+
+    private func commitProcessed() async throws {
+        let pending = progress.withLock { progress in
+            Self.committable(progress.processed, progress.streams).filter { progress.committed[$0.key] != $0.value }
+        }
+        guard !pending.isEmpty else { return }
+        await notify(\.committing, (), "the committing handler")
+        let offsets = pending.map { TopicPartitionOffset($0.key, offset: $0.value) }
+        try consumer.storeOffsets(offsets)
+        try await consumer.commit()
+        progress.withLock { progress in
+            progress.committed.merge(pending) { _, new in new }
+            progress.uncommitted = 0
+            progress.lastCommit = .now
+        }
+        await notify(\.committed, offsets, "the committed handler")
     }
 
     /// Per partition, the next offset to commit: past every processed package, but not past the
@@ -141,22 +256,32 @@ public final class TopicConsumer: Sendable {
         return result
     }
 
-    /// Commits every processed package now.
-    public func commit() async throws {
-        try await consumer.commit()
-    }
+    // MARK: Closing
 
-    /// Stops `run()` and leaves the group.
+    /// Stops `run()` after the package in hand, commits what is processed (unless commits are
+    /// manual) and leaves the group. Called from a handler, it returns at once and `run()`
+    /// stops after that handler.
     public func close() async {
-        await consumer.close()
+        let wait = lifecycle.withLock { lifecycle in
+            lifecycle.stopRequested = true
+            return lifecycle.running && Self.running != ObjectIdentifier(self)
+        }
+        if wait {
+            await withCheckedContinuation { continuation in
+                let ended = lifecycle.withLock { lifecycle in
+                    guard lifecycle.running else { return true }
+                    lifecycle.waiters.append(continuation)
+                    return false
+                }
+                if ended { continuation.resume() }
+            }
+        }
+        if Self.running != ObjectIdentifier(self) { await consumer.close() }
     }
 
-    private func commit(_ processed: [TopicPartition: Int64]) async throws {
-        try consumer.storeOffsets(processed.map { TopicPartitionOffset($0.key, offset: $0.value) })
-        try await consumer.commit()
-    }
+    // MARK: Handling packages
 
-    private func handle(_ package: PackageAssembler.Assembled, streams: inout [String: StreamConsumer]) async {
+    private func handle(_ package: PackageAssembler.Assembled) async {
         let id = QuixCodec.streamID(fromKey: package.key?[...])
         guard id != QuixCodec.keepAliveKey else { return }
         let message: DecodedMessage
@@ -166,17 +291,21 @@ public final class TopicConsumer: Sendable {
             report(error, "stream \(id), partition \(package.partition), offset \(package.offset)")
             return
         }
-        let stream: StreamConsumer
-        if let known = streams[id] {
-            stream = known
-        } else {
-            stream = StreamConsumer(id: id, partition: package.partition)
-            streams[id] = stream
-            handlers.withLock { $0.streamReceived }?(stream)
+        let (stream, isNew) = progress.withLock { progress in
+            if let known = progress.streams[id] { return (known, false) }
+            let stream = StreamConsumer(id: id, partition: package.partition)
+            progress.streams[id] = stream
+            return (stream, true)
         }
+        if isNew { handlers.withLock { $0.streamReceived }?(stream) }
         if await stream.deliver(message, offset: package.offset, timestampMilliseconds: package.timestampMilliseconds, onError: report) {
-            streams[id] = nil  // ended: a later package with this id starts a new stream
+            progress.withLock { $0.streams[id] = nil }  // ended: a later package with this id starts a new stream
         }
+    }
+
+    private func notify<Value>(_ handler: KeyPath<Handlers, Handler<Value>?>, _ value: Value, _ name: String) async {
+        guard let handler = handlers.withLock({ $0[keyPath: handler] }) else { return }
+        do { try await handler(self, value) } catch { report(error, name) }
     }
 
     private func report(_ error: any Error, _ context: String) {

@@ -43,6 +43,29 @@ struct ConsumerBufferTests {
         #expect(columns.withLock { $0 } == ["a", "t"], "only the filtered parameter, and the tags")
     }
 
+    @Test("a buffer timeout releases held rows while no package arrives")
+    func timeout() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("quiet", partitions: 1)
+        try await produce(cluster, "quiet", close: false)  // 7 rows, and then nothing
+        let consumer = try TopicConsumer(client: KafkaStreamingClient(brokers: cluster.bootstrapServers), topic: "quiet", group: nil, startFrom: .earliest)
+        let released = Mutex([[Double?]]())
+        consumer.onStreamReceived { stream in
+            stream.createBuffer(TimeseriesBufferConfiguration(packetSize: 100, timeout: .milliseconds(300))).onReleased { _, frame in
+                released.withLock { $0.append(Array(frame["a"]!)) }
+            }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await consumer.run() }
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(20)
+            while released.withLock({ $0.isEmpty }) && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            await consumer.close()
+            try await group.waitForAll()
+        }
+        #expect(released.withLock { $0 } == [[0, 1, 2, 3, 4, 5, 6]], "one release of all 7 rows, with the stream still open")
+    }
+
     @Test("rows held in a buffer are not committed: the commit stops at their first package")
     func heldRowsAreNotCommitted() async throws {
         let cluster = try MockCluster(brokers: 1)
@@ -53,7 +76,7 @@ struct ConsumerBufferTests {
         let consumer = try TopicConsumer(client: client, topic: "held", group: group, startFrom: .earliest, commit: CommitOptions(everyPackages: 1, interval: nil))
         let seen = Mutex(0)
         consumer.onStreamReceived { stream in
-            stream.createBuffer(TimeseriesBufferConfiguration(packetSize: 100))  // holds everything
+            _ = stream.createBuffer(TimeseriesBufferConfiguration(packetSize: 100))  // holds everything
             stream.onFrameReceived { _, _ in seen.withLock { $0 += 1 } }
         }
         let probe = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: group))

@@ -107,6 +107,27 @@ struct StreamProducerTests {
         #expect(try await values(cluster, "packet") == expected)
     }
 
+    @Test("a buffer timeout releases held rows while nothing is written; byte for byte")
+    func bufferTimeout() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("timeout", partitions: 4)
+        let producer = try KafkaStreamingClient(brokers: cluster.bootstrapServers).topicProducer("timeout")
+        let stream = try producer.createStream("stream-timeout")
+        stream.configureBuffer(TimeseriesBufferConfiguration(timeout: .milliseconds(300)))
+        try await stream.addTimestamp(nanoseconds: base).addValue("v", 1.0).publish()
+        try await stream.addTimestamp(nanoseconds: base + ms).addValue("v", 2.0).publish()
+        try await Task.sleep(for: .seconds(1))
+        // Nothing was written for a second: the clock alone must have sent the properties and
+        // the two rows.
+        #expect(try await values(cluster, "timeout").count == 2, "the held rows went out without a write")
+        try await stream.addTimestamp(nanoseconds: base + 2 * ms).addValue("v", 3.0).publish()
+        try await stream.close()
+        try await producer.close()
+
+        let expected = try Vectors.messages("buffer_timeout").map(\.value)
+        #expect(try await values(cluster, "timeout") == expected)
+    }
+
     @Test("bad use is refused with a clear error: empty or long ids, a type change, publishing after close")
     func badUse() async throws {
         let cluster = try MockCluster(brokers: 1)

@@ -135,4 +135,91 @@ struct TopicConsumerTests {
         try await consume(second) { !later.withLock { $0 }.isEmpty }
         #expect(later.withLock { $0 } == [100], "only the package after the committed ones")
     }
+
+    @Test("a manual commit commits what is processed, between the committing and committed notifications")
+    func manualCommit() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("manual", partitions: 1)
+        let client = KafkaStreamingClient(brokers: cluster.bootstrapServers) { $0.librdkafka["session.timeout.ms"] = "6000" }
+        let topicProducer = try client.topicProducer("manual")
+        let stream = try topicProducer.createStream("s")
+        for index in 0..<10 { try await stream.addTimestamp(nanoseconds: Int64(index)).addValue("v", Double(index)).publish() }
+        try await topicProducer.close()  // 11 packages: the properties, then 10 rows
+
+        let group = "g-\(UUID().uuidString.prefix(8))"
+        let consumer = try TopicConsumer(client: client, topic: "manual", group: group, startFrom: .earliest, commit: .manual)
+        let log = Mutex([String]())
+        let frames = Mutex(0)
+        consumer.onStreamReceived { stream in stream.onFrameReceived { _, _ in frames.withLock { $0 += 1 } } }
+        consumer.onCommitting { _, _ in log.withLock { $0.append("committing") } }
+        consumer.onCommitted { _, offsets in log.withLock { $0.append("committed \(offsets.map { "\($0.partition):\($0.offset)" })") } }
+        let probe = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: group))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await consumer.run() }
+            while frames.withLock({ $0 }) < 10 { try await Task.sleep(for: .milliseconds(20)) }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await probe.committed([TopicPartition("manual", 0)]).first?.offset ?? -1 < 0, "nothing committed before commit()")
+            try await consumer.commit()
+            #expect(log.withLock { $0 } == ["committing", "committed [\"0:11\"]"])
+            #expect(try await probe.committed([TopicPartition("manual", 0)]).first?.offset == 11)
+            try await consumer.commit()
+            #expect(log.withLock { $0 }.count == 2, "nothing new to commit: no notification")
+            await consumer.close()
+            try await tasks.waitForAll()
+        }
+    }
+
+    @Test("revocation: revoking, then the moved streams close, their offsets commit, then streams revoked")
+    func revocation() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("moving", partitions: 2)
+        let settings: @Sendable (inout KafkaClientSettings) -> Void = { $0.librdkafka["session.timeout.ms"] = "6000" }
+        let topicProducer = try KafkaStreamingClient(brokers: cluster.bootstrapServers, configure: settings).topicProducer("moving")
+        for index in 0..<8 {
+            let stream = try topicProducer.createStream("s\(index)")
+            try await stream.addTimestamp(nanoseconds: 1).addValue("v", Double(index)).publish()
+        }
+        try await topicProducer.close()
+
+        let group = "g-\(UUID().uuidString.prefix(8))"
+        let first = try TopicConsumer(
+            client: KafkaStreamingClient(brokers: cluster.bootstrapServers, configure: settings), topic: "moving", group: group,
+            startFrom: .earliest, commit: CommitOptions(everyPackages: 1_000, interval: nil))
+        let log = Mutex([String]())
+        let partitionOf = Mutex([String: Int32]())
+        first.onStreamReceived { stream in
+            partitionOf.withLock { $0[stream.streamID] = stream.partition }
+            stream.onStreamClosed { stream, type in log.withLock { $0.append("closed \(stream.streamID) \(type.rawValue)") } }
+        }
+        first.onRevoking { _, partitions in log.withLock { $0.append("revoking \(partitions.map(\.partition))") } }
+        first.onCommitted { _, offsets in log.withLock { $0.append("committed \(offsets.map { "\($0.partition):\($0.offset)" })") } }
+        first.onStreamsRevoked { _, streams in log.withLock { $0.append("revoked \(streams.map(\.streamID).sorted())") } }
+        let second = try TopicConsumer(
+            client: KafkaStreamingClient(brokers: cluster.bootstrapServers, configure: settings), topic: "moving", group: group,
+            startFrom: .earliest, commit: .manual)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await first.run() }
+            let clock = ContinuousClock()
+            var deadline = clock.now + .seconds(30)
+            while partitionOf.withLock({ $0.count }) < 8 && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            tasks.addTask { try await second.run() }
+            deadline = clock.now + .seconds(30)
+            while !log.withLock({ $0.contains { $0.hasPrefix("revoked") } }) && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            await first.close()
+            await second.close()
+            try await tasks.waitForAll()
+        }
+        let lines = log.withLock { $0 }
+        let revoking = try #require(lines.first, "no revocation within 30 s")
+        let moved = try #require(Int32(revoking.dropFirst("revoking [".count).dropLast()), "one partition moves: \(lines)")
+        let streams = partitionOf.withLock { $0 }.filter { $0.value == moved }.keys.sorted()
+        let high = try await KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil))
+            .watermarks(TopicPartition("moving", moved)).high
+        // Streams close in no particular order; the commit covers both partitions' processed packages.
+        #expect(lines.count >= streams.count + 3, "\(lines)")
+        #expect(Set(lines.dropFirst().prefix(streams.count)) == Set(streams.map { "closed \($0) Terminated" }))
+        #expect(lines.dropFirst(streams.count + 1).first?.hasPrefix("committed") == true)
+        #expect(lines.dropFirst(streams.count + 1).first?.contains("\"\(moved):\(high)\"") == true, "\(lines)")
+        #expect(lines.dropFirst(streams.count + 2).first == "revoked \(streams)")
+    }
 }
