@@ -1,9 +1,10 @@
 import Logging
 import Synchronization
 
-/// Releases the rows of producer buffers that waited longer than their timeout, while nothing
-/// is written to their streams. One task per topic producer, started by the first buffer with a
-/// timeout and stopped when the topic producer closes or goes away.
+/// Does a topic producer's work that is due by time, while nothing is written to its streams:
+/// sends changed properties and definitions after their delay, and releases the rows of
+/// buffers that waited longer than their timeout. One task per topic producer, started by the
+/// first stream that needs it and stopped when the topic producer closes or goes away.
 final class BufferClock: Sendable {
     /// How long the clock sleeps at most when no deadline is due sooner.
     static let longestSleep: Duration = .milliseconds(100)
@@ -27,7 +28,7 @@ final class BufferClock: Sendable {
 
     deinit { state.withLock { $0.task?.cancel() } }
 
-    /// Applies `stream`'s buffer timeout from now on.
+    /// Serves `stream` from now on.
     func watch(_ stream: StreamProducer) {
         state.withLock { state in
             guard !state.stopped else { return }
@@ -52,23 +53,24 @@ final class BufferClock: Sendable {
 
     /// Releases what is due; returns how long to sleep until the next deadline.
     private func tick() async -> Duration {
-        let streams = state.withLock { state in
-            state.streams = state.streams.filter { $0.value.stream.map { !$0.isClosed } ?? false }
-            return state.streams.values.compactMap(\.stream)
-        }
+        let streams = state.withLock { $0.streams.values.compactMap(\.stream) }
         let now = ContinuousClock.now
         var next = now + Self.longestSleep
         for stream in streams {
-            guard let deadline = stream.bufferDeadline else { continue }
+            guard let deadline = stream.nextDeadline else { continue }
             if deadline <= now {
                 do {
-                    try await stream.expireBuffer(now: now)
+                    try await stream.sendDue(now: now)
                 } catch {
-                    logger.error("buffer timeout release failed", metadata: ["stream": "\(stream.streamID)", "error": "\(error)"])
+                    logger.error("sending on time failed", metadata: ["stream": "\(stream.streamID)", "error": "\(error)"])
                 }
             } else {
                 next = min(next, deadline)
             }
+        }
+        // Streams with nothing waiting leave until their next change calls `watch` again.
+        state.withLock { state in
+            state.streams = state.streams.filter { $0.value.stream?.nextDeadline != nil }
         }
         return max(.milliseconds(1), next - .now)
     }

@@ -5,11 +5,11 @@ import Synchronization
 /// Writes one stream: its properties, parameter and event definitions, time-series data
 /// (directly or through the stream's buffer) and events, and finally its end.
 ///
-/// As the 0.5 producer does: the first message of a stream is always its properties (and they
-/// are sent again before data once 30 s have passed since they last went out); properties and
-/// definitions are sent when they changed, at the latest before the next data or on `flush`;
-/// data written through the buffer goes out when the buffer releases it, and everything pending
-/// on `flush` and `close`. Write a stream from one task at a time: its messages go out in the
+/// As the 0.5 producer does: the first data or definitions of a stream follow its properties (sent
+/// again before data once 30 s have passed since they last went out); changed properties and
+/// parameter definitions go out 20 ms after the last change, event definitions 200 ms after,
+/// or sooner before the next data or on `flush`; data written through the buffer goes out when
+/// the buffer releases it, and everything pending on `flush` and `close`. Write a stream from one task at a time: its messages go out in the
 /// order of the calls. A buffer with a timeout is also released by the topic producer's clock;
 /// a release and its messages stay together, so the order of rows holds.
 public final class StreamProducer: Sendable {
@@ -23,15 +23,20 @@ public final class StreamProducer: Sendable {
     /// Longest stream id: the reference reserves 1,024 bytes for the key.
     public static let maximumStreamIDBytes = 1_024
     static let propertiesHeartbeat: Duration = .seconds(30)
+    /// How long the reference waits after the last change before it sends properties and
+    /// parameter definitions, and event definitions.
+    static let propertiesDelay: Duration = .milliseconds(20)
+    static let eventDefinitionsDelay: Duration = .milliseconds(200)
 
     struct State: Sendable {
         var properties = StreamProperties()
-        var propertiesChanged = false
+        /// When a pending change was last made (nil: nothing pending).
+        var propertiesChanged: ContinuousClock.Instant?
         var propertiesSentAt: ContinuousClock.Instant?
         var parameters = DefinitionsTree<ParameterGroup>()
-        var parametersChanged = false
+        var parametersChanged: ContinuousClock.Instant?
         var events = DefinitionsTree<EventGroup>()
-        var eventsChanged = false
+        var eventsChanged: ContinuousClock.Instant?
         var buffer = TimeseriesBuffer(dropsRowsWithoutValues: true)
         var defaultTags: OrderedDictionary<String, String> = [:]
         var epoch: Int64 = 0
@@ -65,8 +70,9 @@ public final class StreamProducer: Sendable {
             try Self.checkOpen(state, streamID)
             let before = state.properties
             change(&state.properties)
-            if state.properties != before { state.propertiesChanged = true }
+            if state.properties != before { state.propertiesChanged = .now }
         }
+        clock.watch(self)
     }
 
     // MARK: Definitions
@@ -76,8 +82,9 @@ public final class StreamProducer: Sendable {
         try state.withLock { (state) throws(StreamError) in
             try Self.checkOpen(state, streamID)
             try state.parameters.add(definition, at: location)
-            state.parametersChanged = true
+            state.parametersChanged = .now
         }
+        clock.watch(self)
     }
 
     /// Adds an event definition at `location`.
@@ -85,8 +92,9 @@ public final class StreamProducer: Sendable {
         try state.withLock { (state) throws(StreamError) in
             try Self.checkOpen(state, streamID)
             try state.events.add(definition, at: location)
-            state.eventsChanged = true
+            state.eventsChanged = .now
         }
+        clock.watch(self)
     }
 
     // MARK: Time-series data
@@ -104,7 +112,6 @@ public final class StreamProducer: Sendable {
             state.buffer.configuration = configuration
             state.defaultTags = defaultTags
         }
-        if configuration.timeout != nil { clock.watch(self) }
     }
 
     /// Starts a buffer row at `timestamp` ns (plus `epoch`).
@@ -118,7 +125,7 @@ public final class StreamProducer: Sendable {
     }
 
     private func writeInOrder(_ frame: TimeseriesFrame) async throws {
-        let released: [TimeseriesFrame] = try state.withLock { (state) throws(StreamError) in
+        let (released, waiting): ([TimeseriesFrame], Bool) = try state.withLock { (state) throws(StreamError) in
             try Self.checkOpen(state, streamID)
             try Self.checkTypes(frame, &state)
             var frame = Self.shifted(frame, by: state.epoch)
@@ -129,8 +136,10 @@ public final class StreamProducer: Sendable {
             // Rows whose timeout passed go first, should the clock not have come round yet.
             let now = ContinuousClock.now
             let expired = state.buffer.expire(now: now).map { [$0] } ?? []
-            return expired + state.buffer.write(frame, now: now)
+            let released = expired + state.buffer.write(frame, now: now)
+            return (released, state.buffer.nextDeadline != nil)
         }
+        if waiting { clock.watch(self) }  // rows wait for the buffer's timeout
         for frame in released { try await send(.timeseries(frame.timeseriesData)) }
     }
 
@@ -196,20 +205,35 @@ public final class StreamProducer: Sendable {
 
     private func flushInOrder() async throws {
         let released: TimeseriesFrame? = state.withLock { $0.buffer.flush() }
-        try await sendPending()
-        if let released { try await send(.timeseries(released.timeseriesData)) }
+        try await sendPending(beforeData: released != nil)
+        if let released { try await sender.send(.timeseries(released.timeseriesData), stream: streamID) }
     }
 
-    /// When the buffer's timeout will release rows, if rows wait and the stream is open.
-    var bufferDeadline: ContinuousClock.Instant? {
-        state.withLock { $0.closed ? nil : $0.buffer.nextDeadline }
+    /// When the clock has something to do for this stream: send changed properties or
+    /// definitions, or release rows after the buffer's timeout. Nil when nothing waits.
+    var nextDeadline: ContinuousClock.Instant? {
+        state.withLock { state in
+            guard !state.closed else { return nil }
+            return [
+                state.buffer.nextDeadline, state.propertiesChanged.map { $0 + Self.propertiesDelay },
+                state.parametersChanged.map { $0 + Self.propertiesDelay }, state.eventsChanged.map { $0 + Self.eventDefinitionsDelay },
+            ].compactMap { $0 }.min()
+        }
     }
 
-    /// Sends what the buffer held longer than its timeout (called by the clock).
-    func expireBuffer(now: ContinuousClock.Instant) async throws {
+    /// Sends what is due at `now` (called by the clock): changed properties and definitions
+    /// whose delay passed, and rows the buffer held longer than its timeout.
+    func sendDue(now: ContinuousClock.Instant) async throws {
         try await order.withLock {
-            let released: TimeseriesFrame? = state.withLock { $0.closed ? nil : $0.buffer.expire(now: now) }
-            if let released { try await send(.timeseries(released.timeseriesData)) }
+            let (dueChanges, released) = state.withLock { state -> (Bool, TimeseriesFrame?) in
+                guard !state.closed else { return (false, nil) }
+                let due = state.propertiesChanged.map { $0 + Self.propertiesDelay <= now } == true
+                    || state.parametersChanged.map { $0 + Self.propertiesDelay <= now } == true
+                    || state.eventsChanged.map { $0 + Self.eventDefinitionsDelay <= now } == true
+                return (due, state.buffer.expire(now: now))
+            }
+            if released != nil || dueChanges { try await sendPending(beforeData: released != nil) }
+            if let released { try await sender.send(.timeseries(released.timeseriesData), stream: streamID) }
         }
     }
 
@@ -218,27 +242,31 @@ public final class StreamProducer: Sendable {
     /// Sends `model` after whatever must precede it: changed (or stale) properties, changed
     /// definitions.
     private func send(_ model: QuixModel) async throws {
-        try await sendPending()
+        try await sendPending(beforeData: true)
         try await sender.send(model, stream: streamID)
     }
 
-    private func sendPending() async throws {
+    /// Sends changed properties and definitions. Before data or definitions, properties never
+    /// sent or last sent longer ago than the heartbeat go first (a StreamEnd alone does not
+    /// need them, as in the reference).
+    private func sendPending(beforeData: Bool) async throws {
         let now = ContinuousClock.now
         let pending: [QuixModel] = state.withLock { state in
             var models: [QuixModel] = []
-            let stale = state.propertiesSentAt.map { now - $0 > Self.propertiesHeartbeat } ?? true
-            if state.propertiesChanged || stale {
+            let needsProperties = beforeData || state.parametersChanged != nil || state.eventsChanged != nil
+            let stale = needsProperties && state.propertiesSentAt.map { now - $0 > Self.propertiesHeartbeat } ?? true
+            if state.propertiesChanged != nil || stale {
                 models.append(.streamProperties(state.properties))
-                state.propertiesChanged = false
+                state.propertiesChanged = nil
                 state.propertiesSentAt = now
             }
-            if state.parametersChanged {
+            if state.parametersChanged != nil {
                 models.append(.parameterDefinitions(state.parameters.definitions))
-                state.parametersChanged = false
+                state.parametersChanged = nil
             }
-            if state.eventsChanged {
+            if state.eventsChanged != nil {
                 models.append(.eventDefinitions(state.events.definitions))
-                state.eventsChanged = false
+                state.eventsChanged = nil
             }
             return models
         }

@@ -128,6 +128,26 @@ struct StreamProducerTests {
         #expect(try await values(cluster, "timeout") == expected)
     }
 
+    @Test("changed properties and definitions go out on their own, 20 and 200 ms after the last change")
+    func debouncedChanges() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("changes", partitions: 4)
+        let producer = try KafkaStreamingClient(brokers: cluster.bootstrapServers).topicProducer("changes")
+        let stream = try producer.createStream("s")
+        try stream.updateProperties { $0.name = "first" }
+        try stream.updateProperties { $0.name = "second" }
+        try stream.addParameterDefinition(ParameterDefinition(id: "speed"))
+        try stream.addEventDefinition(EventDefinition(id: "crash"))
+        try await Task.sleep(for: .seconds(1))
+        let models = try await values(cluster, "changes").map { try QuixCodec.decode($0[...]) }
+        #expect(models == [
+            .model(.streamProperties(StreamProperties(name: "second"))),
+            .model(.parameterDefinitions(ParameterDefinitions(parameters: [ParameterDefinition(id: "speed")]))),
+            .model(.eventDefinitions(EventDefinitions(events: [EventDefinition(id: "crash")]))),
+        ], "one message per kind, with the last change, without a flush")
+        try await producer.close()
+    }
+
     @Test("bad use is refused with a clear error: empty or long ids, a type change, publishing after close")
     func badUse() async throws {
         let cluster = try MockCluster(brokers: 1)
