@@ -65,9 +65,14 @@ let package = Package(
         .testTarget(
             name: "QuixdTests",
             dependencies: [
-                "QuixKafka", "QuixProtocol", "QuixTestSupport", "quixd",
+                "QuixKafka", "QuixProtocol", "QuixStreams", "QuixTestSupport", "quixd", "CheckpointProbe",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]),
+        // The consumer the crash test kills and restarts.
+        .executableTarget(
+            name: "CheckpointProbe",
+            dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tests/Programs/CheckpointProbe"),
         .testTarget(
             name: "QuixProtocolTests",
             dependencies: [

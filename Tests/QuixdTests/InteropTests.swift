@@ -2,6 +2,7 @@ import Foundation
 import OrderedCollections
 import QuixKafka
 import QuixProtocol
+import QuixStreams
 import Synchronization
 import Testing
 
@@ -16,13 +17,13 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathCom
     .deletingLastPathComponent()
 
 /// Scenarios of Tests/Interop/q05.py and how many streams each closes.
-private let scenarios: [(name: String, streams: Int)] = [
+let scenarios: [(name: String, streams: Int)] = [
     ("properties", 2), ("definitions", 1), ("timeseries", 1), ("buffered", 2), ("events", 1), ("interleaved", 3),
     ("close", 3), ("large", 1),
 ]
 
 /// Runs q05.py (the real quixstreams 0.5.7) with `arguments`.
-private func q05(_ arguments: [String]) async throws -> String {
+func q05(_ arguments: [String]) async throws -> String {
     let result = try await runProcess(interopPython, [repositoryRoot.appendingPathComponent("Tests/Interop/q05.py").path] + arguments)
     try #require(result.status == 0, "q05.py \(arguments.prefix(1)) exited \(result.status): \(result.error.suffix(2_000))")
     return result.output
@@ -30,7 +31,7 @@ private func q05(_ arguments: [String]) async throws -> String {
 
 /// What the real 0.5.7 consumer reports for `topic`, per stream, in callback order (as JSON
 /// objects, without the stream-received lines).
-private func referenceView(_ cluster: MockCluster, topic: String, streams: Int) async throws -> [String: [String]] {
+func referenceView(_ cluster: MockCluster, topic: String, streams: Int) async throws -> [String: [String]] {
     let output = try await q05([
         "consume", "--brokers", cluster.bootstrapServers, "--topic", topic, "--group", "g-\(UUID().uuidString.prefix(8))",
         "--timeout", "30", "--expect-streams", "\(streams)",
@@ -85,64 +86,65 @@ private func ourView(_ records: [QuixRecord]) throws -> [String: [String]] {
             Issue.record("\(record.stream): not a model: \(record.message)")
             continue
         }
-        var object: [String: Any] = ["stream": record.stream]
-        switch model {
-        case .streamProperties(let properties):
-            object["kind"] = "properties"
-            object["name"] = null(properties.name)
-            object["location"] = null(properties.location)
-            object["metadata"] = Dictionary(uniqueKeysWithValues: properties.metadata.map { ($0.key, $0.value) })
-            object["parents"] = properties.parents
-            object["time_of_recording"] = null(properties.timeOfRecording)
-            view[record.stream, default: []].append(try canonical(object))
-        case .parameterDefinitions(let definitions):
-            object["kind"] = "parameter_definitions"
-            object["definitions"] = flatten(definitions.parameters, definitions.parameterGroups) { parameter, location in
-                [
-                    "id": parameter.id, "name": null(parameter.name), "description": null(parameter.description),
-                    "location": location, "minimum_value": null(parameter.minimumValue.map(number)),
-                    "maximum_value": null(parameter.maximumValue.map(number)), "unit": null(parameter.unit),
-                    "format": null(parameter.format), "custom_properties": null(parameter.customProperties),
-                ]
-            }
-            view[record.stream, default: []].append(try canonical(object))
-        case .eventDefinitions(let definitions):
-            object["kind"] = "event_definitions"
-            object["definitions"] = flatten(definitions.events, definitions.eventGroups) { event, location in
-                [
-                    "id": event.id, "name": null(event.name), "description": null(event.description), "location": location,
-                    "level": event.effectiveLevel.rawValue, "custom_properties": null(event.customProperties),
-                ]
-            }
-            view[record.stream, default: []].append(try canonical(object))
-        case .timeseries(let data):
-            object["kind"] = "timeseries"
-            object["rows"] = data.timestamps.indices.map { row -> [String: Any] in
-                [
-                    "timestamp": data.epoch + data.timestamps[row],
-                    "numeric": Dictionary(uniqueKeysWithValues: data.numericValues.compactMap { name, column in column[row].map { (name, number($0)) } }),
-                    "string": Dictionary(uniqueKeysWithValues: data.stringValues.compactMap { name, column in column[row].map { (name, $0) } }),
-                    "binary": Dictionary(uniqueKeysWithValues: data.binaryValues.compactMap { name, column in
-                        column[row].map { (name, Data($0).base64EncodedString()) } }),
-                    "tags": Dictionary(uniqueKeysWithValues: data.tagValues.compactMap { name, column in column[row].map { (name, $0) } }),
-                ]
-            }
-            view[record.stream, default: []].append(try canonical(object))
-        case .eventData(let events):
-            for event in events {
-                view[record.stream, default: []].append(
-                    try canonical([
-                        "stream": record.stream, "kind": "event", "id": event.id, "timestamp": event.timestamp, "value": event.value,
-                        "tags": Dictionary(uniqueKeysWithValues: event.tags.map { ($0.key, $0.value) }),
-                    ]))
-            }
-        case .streamEnd(let type):
-            object["kind"] = "closed"
-            object["end_type"] = type.rawValue
-            view[record.stream, default: []].append(try canonical(object))
-        }
+        view[record.stream, default: []] += try render(model, stream: record.stream)
     }
     return view
+}
+
+/// One model as q05.py prints the reference consumer's callbacks for it (an event package
+/// fires one callback per event).
+func render(_ model: QuixModel, stream: String) throws -> [String] {
+    var object: [String: Any] = ["stream": stream]
+    switch model {
+    case .streamProperties(let properties):
+        object["kind"] = "properties"
+        object["name"] = null(properties.name)
+        object["location"] = null(properties.location)
+        object["metadata"] = Dictionary(uniqueKeysWithValues: properties.metadata.map { ($0.key, $0.value) })
+        object["parents"] = properties.parents
+        object["time_of_recording"] = null(properties.timeOfRecording)
+    case .parameterDefinitions(let definitions):
+        object["kind"] = "parameter_definitions"
+        object["definitions"] = flatten(definitions.parameters, definitions.parameterGroups) { parameter, location in
+            [
+                "id": parameter.id, "name": null(parameter.name), "description": null(parameter.description),
+                "location": location, "minimum_value": null(parameter.minimumValue.map(number)),
+                "maximum_value": null(parameter.maximumValue.map(number)), "unit": null(parameter.unit),
+                "format": null(parameter.format), "custom_properties": null(parameter.customProperties),
+            ]
+        }
+    case .eventDefinitions(let definitions):
+        object["kind"] = "event_definitions"
+        object["definitions"] = flatten(definitions.events, definitions.eventGroups) { event, location in
+            [
+                "id": event.id, "name": null(event.name), "description": null(event.description), "location": location,
+                "level": event.effectiveLevel.rawValue, "custom_properties": null(event.customProperties),
+            ]
+        }
+    case .timeseries(let data):
+        object["kind"] = "timeseries"
+        object["rows"] = data.timestamps.indices.map { row -> [String: Any] in
+            [
+                "timestamp": data.epoch + data.timestamps[row],
+                "numeric": Dictionary(uniqueKeysWithValues: data.numericValues.compactMap { name, column in column[row].map { (name, number($0)) } }),
+                "string": Dictionary(uniqueKeysWithValues: data.stringValues.compactMap { name, column in column[row].map { (name, $0) } }),
+                "binary": Dictionary(uniqueKeysWithValues: data.binaryValues.compactMap { name, column in
+                    column[row].map { (name, Data($0).base64EncodedString()) } }),
+                "tags": Dictionary(uniqueKeysWithValues: data.tagValues.compactMap { name, column in column[row].map { (name, $0) } }),
+            ]
+        }
+    case .eventData(let events):
+        return try events.map { event in
+            try canonical([
+                "stream": stream, "kind": "event", "id": event.id, "timestamp": event.timestamp, "value": event.value,
+                "tags": Dictionary(uniqueKeysWithValues: event.tags.map { ($0.key, $0.value) }),
+            ])
+        }
+    case .streamEnd(let type):
+        object["kind"] = "closed"
+        object["end_type"] = type.rawValue
+    }
+    return [try canonical(object)]
 }
 
 /// Every record of a topic (one partition), read to its end with QuixKafka and QuixProtocol.
@@ -171,7 +173,7 @@ private func records(_ cluster: MockCluster, topic: String) async throws -> [Qui
 }
 
 /// Runs `body` for every element, at most `width` at a time.
-private func forEach<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) async throws -> Void) async throws {
+func forEach<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) async throws -> Void) async throws {
     for start in stride(from: 0, to: items.count, by: width) {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for item in items[start..<min(items.count, start + width)] { group.addTask { try await body(item) } }
@@ -182,16 +184,24 @@ private func forEach<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @S
 
 @Suite("interop with the real quixstreams 0.5.7", .serialized, .timeLimit(.minutes(6)))
 struct InteropTests {
-    @Test("what 0.5.7 writes, quixd reads as 0.5.7 does; what quixd re-encodes, 0.5.7 reads as the original")
+    @Test("""
+        what 0.5.7 writes, quixd and the library's consumer read as 0.5.7 does; what quixd re-encodes and what the \
+        library's producer writes, 0.5.7 reads as the original
+        """)
     func bothDirections() async throws {
         try #require(
             FileManager.default.isExecutableFile(atPath: interopPython.path),
             "no quixstreams 0.5.7 venv at \(interopPython.path): run scripts/setup-interop.sh")
         let cluster = try MockCluster(brokers: 1)
+        // The library also writes the time-series scenario with the other two codecs.
+        let codecs: [(topic: String, scenario: String, codec: TimeseriesCodec)] =
+            scenarios.map { ("lib-\($0.name)", $0.name, .json) }
+            + [("lib-timeseries-compact", "timeseries", .compactJSON), ("lib-timeseries-protobuf", "timeseries", .protobuf)]
         for (name, _) in scenarios {
             try cluster.createTopic("py-\(name)", partitions: 1)
             try cluster.createTopic("swift-\(name)", partitions: 1)
         }
+        for (topic, _, _) in codecs { try cluster.createTopic(topic, partitions: 1) }
         // 0.5.7 writes every scenario.
         try await forEach(scenarios, width: 4) { scenario in
             _ = try await q05(["produce", "--brokers", cluster.bootstrapServers, "--topic", "py-\(scenario.name)", "--scenario", scenario.name])
@@ -206,11 +216,25 @@ struct InteropTests {
                 ["produce", "--brokers", cluster.bootstrapServers, "--topic", "swift-\(scenario.name)"], input: Data(lines.utf8))
             #expect(produced.status == 0, "\(scenario.name): \(produced.error)")
         }
-        // 0.5.7 reads both topics; the three views must agree.
+        // The library's producer writes every scenario with its own API.
+        let client = KafkaStreamingClient(brokers: cluster.bootstrapServers)
+        try await forEach(codecs, width: 4) { (topic, scenario, codec) in
+            let producer = try client.topicProducer(topic, codec: codec)
+            try await writeLibraryScenario(scenario, to: producer)
+            try await producer.close()
+        }
+        // 0.5.7 reads every topic, and the library's consumer reads 0.5.7's: the views must agree.
         let views = Mutex([String: [String: [String]]]())
-        try await forEach(scenarios.flatMap { [("py", $0), ("swift", $0)] }, width: 8) { (side, scenario) in
-            let view = try await referenceView(cluster, topic: "\(side)-\(scenario.name)", streams: scenario.streams)
-            views.withLock { $0["\(side)-\(scenario.name)"] = view }
+        let streamCount = Dictionary(uniqueKeysWithValues: scenarios.map { ($0.name, $0.streams) })
+        let topics = scenarios.flatMap { [("py-\($0.name)", $0.streams), ("swift-\($0.name)", $0.streams)] }
+            + codecs.map { ($0.topic, streamCount[$0.scenario]!) }
+        try await forEach(topics, width: 8) { (topic, streams) in
+            let view = try await referenceView(cluster, topic: topic, streams: streams)
+            views.withLock { $0[topic] = view }
+        }
+        try await forEach(scenarios, width: 4) { scenario in
+            let view = try await libraryView(cluster, topic: "py-\(scenario.name)", streams: scenario.streams)
+            views.withLock { $0["library-reads-py-\(scenario.name)"] = view }
         }
         let all = views.withLock { $0 }
         for (name, streams) in scenarios {
@@ -219,6 +243,11 @@ struct InteropTests {
             let ours = try ourView(decoded.withLock { $0[name] ?? [] })
             #expect(ours == original, "\(name): quixd decodes differently from 0.5.7:\nours \(ours)\nreference \(original)")
             #expect(all["swift-\(name)"] == original, "\(name): 0.5.7 reads quixd's copy differently")
+            #expect(all["lib-\(name)"] == original, "\(name): 0.5.7 reads the library's producer differently:\n\(all["lib-\(name)"] ?? [:])\nreference \(original)")
+            #expect(all["library-reads-py-\(name)"] == original, "\(name): the library's consumer reads 0.5.7 differently:\n\(all["library-reads-py-\(name)"] ?? [:])\nreference \(original)")
+        }
+        for topic in ["lib-timeseries-compact", "lib-timeseries-protobuf"] {
+            #expect(all[topic] == all["py-timeseries"], "0.5.7 reads \(topic) differently")
         }
         let large = decoded.withLock { $0["large"] ?? [] }
         #expect(large.contains { $0.parts == 5 }, "the 3 MB value arrived in 5 parts and was merged")
