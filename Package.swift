@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "QuixKafka", targets: ["QuixKafka"]),
         .library(name: "QuixProtocol", targets: ["QuixProtocol"]),
         .library(name: "QuixStreams", targets: ["QuixStreams"]),
+        .library(name: "QuixState", targets: ["QuixState"]),
         .executable(name: "quixd", targets: ["quixd"]),
     ],
     dependencies: [
@@ -35,6 +36,10 @@ let package = Package(
         .target(
             name: "QuixProtocol",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]),
+        // The state store: a safe wrapper over LMDB, the only target that imports CLMDB.
+        .target(
+            name: "QuixState",
+            dependencies: ["CLMDB"]),
         .target(
             name: "QuixStreams",
             dependencies: [
@@ -73,6 +78,9 @@ let package = Package(
             name: "CheckpointProbe",
             dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tests/Programs/CheckpointProbe"),
+        .testTarget(
+            name: "QuixStateTests",
+            dependencies: ["QuixState"]),
         .testTarget(
             name: "QuixProtocolTests",
             dependencies: [
