@@ -43,7 +43,7 @@ let package = Package(
         .target(
             name: "QuixStreams",
             dependencies: [
-                "QuixKafka", "QuixProtocol",
+                "QuixKafka", "QuixProtocol", "QuixState",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]),
         .executableTarget(
@@ -51,6 +51,7 @@ let package = Package(
             dependencies: [
                 "QuixKafka",
                 "QuixProtocol",
+                "QuixStreams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -91,7 +92,9 @@ let package = Package(
 )
 
 // The examples of the Quix Streams 0.5 README, in Swift (README.md lists their commands).
-for example in ["ProduceTimeseries", "ConsumeFrames", "BufferConfiguration", "StreamingContexts", "SpeedingCamera", "GForceTotal"] {
+for example in [
+    "ProduceTimeseries", "ConsumeFrames", "BufferConfiguration", "StreamingContexts", "SpeedingCamera", "GForceTotal", "RunningSum",
+] {
     package.targets.append(
         .executableTarget(
             name: example,

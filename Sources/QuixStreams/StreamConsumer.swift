@@ -10,6 +10,7 @@ public final class StreamConsumer: Sendable {
     public let streamID: String
     /// The partition the stream is read from.
     public let partition: Int32
+    private let partitionState: PartitionState?
     private let state = Mutex(State())
 
     struct State: Sendable {
@@ -26,9 +27,25 @@ public final class StreamConsumer: Sendable {
         var buffers: [ConsumerBuffer] = []
     }
 
-    init(id: String, partition: Int32) {
+    init(id: String, partition: Int32, state: PartitionState? = nil) {
         streamID = id
         self.partition = partition
+        partitionState = state
+    }
+
+    /// This stream's state in `store` (see `StreamState`). Needs a topic consumer made with
+    /// `StateOptions`.
+    public func state(_ store: String = "default") throws(StreamStateError) -> StreamState {
+        guard let partitionState else {
+            throw StreamStateError(.notConfigured, "the topic consumer of stream \"\(streamID)\" has no state directory (StateOptions)")
+        }
+        return StreamState(partition: partitionState, store: store, streamID: streamID)
+    }
+
+    /// Deletes this stream's keys in every store of its partition.
+    func clearState() {
+        guard let partitionState else { return }
+        for store in partitionState.stores { StreamState(partition: partitionState, store: store, streamID: streamID).clear() }
     }
 
     /// The latest properties (each message replaces them all).

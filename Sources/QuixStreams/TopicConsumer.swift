@@ -1,6 +1,7 @@
 import Logging
 import QuixKafka
 import QuixProtocol
+import QuixState
 import Synchronization
 
 /// Where a consumer starts when its group has no committed offset (0.5's `AutoOffsetReset`).
@@ -38,6 +39,7 @@ public final class TopicConsumer: Sendable {
     private let startFrom: AutoOffsetReset
     private let options: CommitOptions
     private let logger: Logger
+    private let stores: StateStores?
     private let handlers = Mutex(Handlers())
     private let progress = Mutex(Progress())
     private let lifecycle = Mutex(Lifecycle())
@@ -63,6 +65,8 @@ public final class TopicConsumer: Sendable {
         /// The next offset to commit, per partition: past every processed package.
         var processed: [TopicPartition: Int64] = [:]
         var committed: [TopicPartition: Int64] = [:]
+        /// The offset of each stateful partition's latest state checkpoint.
+        var stateCheckpoints: [TopicPartition: Int64] = [:]
         var uncommitted = 0
         var lastCommit = ContinuousClock.now
     }
@@ -73,9 +77,12 @@ public final class TopicConsumer: Sendable {
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
+    /// - Parameter state: where streams keep state (`StreamConsumer.state(_:)`). A partition's
+    ///   state is checkpointed with its offsets, and an assigned partition resumes from its
+    ///   state's checkpoint.
     public init(
         client: KafkaStreamingClient, topic: String, group: String?, startFrom: AutoOffsetReset = .latest,
-        commit: CommitOptions = CommitOptions()
+        commit: CommitOptions = CommitOptions(), state: StateOptions? = nil
     ) throws {
         guard !topic.isEmpty else { throw StreamError(.invalidStreamID, "the topic name is empty") }
         self.topic = topic
@@ -88,7 +95,11 @@ public final class TopicConsumer: Sendable {
         settings.startFrom = startFrom == .earliest ? .earliest : .latest
         settings.autoCommit = false
         settings.idleInterval = Self.tick
-        consumer = try KafkaConsumer(settings: settings, logger: client.logger)
+        let stores = state.map { StateStores(options: $0, name: group ?? "default", logger: client.logger) }
+        self.stores = stores
+        var startOffsets: KafkaConsumer.StartOffsets?
+        if let stores { startOffsets = { partitions in stores.open(partitions) } }
+        consumer = try KafkaConsumer(settings: settings, logger: client.logger, startOffsets: startOffsets)
     }
 
     // MARK: Handlers
@@ -103,7 +114,8 @@ public final class TopicConsumer: Sendable {
         handlers.withLock { $0.error = handler }
     }
 
-    /// Called before offsets are committed.
+    /// Called before offsets are committed (flush outputs here); if it throws, the commit is
+    /// skipped and tried again at the next occasion.
     public func onCommitting(_ handler: @escaping Handler<Void>) { handlers.withLock { $0.committing = handler } }
 
     /// Called after a commit succeeded, with the offsets committed (the next offset to read).
@@ -148,7 +160,10 @@ public final class TopicConsumer: Sendable {
                 throw StreamError(.invalidStreamID, "topic \"\(topic)\" does not exist")
             }
             let start = startFrom == .earliest ? KafkaOffset.beginning : KafkaOffset.end
-            try consumer.assign(metadata.partitions.map { TopicPartitionOffset(topic, $0.id, offset: start) })
+            let partitions = metadata.partitions.map { TopicPartition(topic, $0.id) }
+            let checkpoints = stores?.open(partitions) ?? [:]
+            try checkStateOpened()
+            try consumer.assign(partitions.map { TopicPartitionOffset($0, offset: checkpoints[$0] ?? start) })
         } else {
             try consumer.subscribe([topic])
         }
@@ -172,9 +187,11 @@ public final class TopicConsumer: Sendable {
             case .revoked(let partitions), .lost(let partitions):
                 await revoke(partitions, orderly: { if case .revoked = event { true } else { false } }())
                 for partition in partitions { assembler.forget(partition: partition.partition) }
+            case .assigned:
+                try checkStateOpened()
             case .error(let error):
                 logger.warning("topic consumer", metadata: ["error": "\(error)", "topic": "\(topic)"])
-            case .assigned, .partitionEnd, .idle:
+            case .partitionEnd, .idle:
                 break
             }
             await expireBuffers()
@@ -216,7 +233,14 @@ public final class TopicConsumer: Sendable {
         if orderly && options != .manual {
             do { try await commitProcessed() } catch { report(error, "the commit before partitions \(partitions) moved") }
         }
-        progress.withLock { progress in for partition in partitions { progress.processed[partition] = nil; progress.committed[partition] = nil } }
+        progress.withLock { progress in
+            for partition in partitions {
+                progress.processed[partition] = nil
+                progress.committed[partition] = nil
+                progress.stateCheckpoints[partition] = nil
+            }
+        }
+        stores?.close(partitions)
         await notify(\.streamsRevoked, closing, "the streams revoked handler")
     }
 
@@ -228,11 +252,14 @@ public final class TopicConsumer: Sendable {
     }
 
     private func commitProcessed() async throws {
-        let pending = progress.withLock { progress in
+        var pending = progress.withLock { progress in
             Self.committable(progress.processed, progress.streams).filter { progress.committed[$0.key] != $0.value }
         }
         guard !pending.isEmpty else { return }
-        await notify(\.committing, (), "the committing handler")
+        // A committing handler that fails (an output that could not be flushed) stops the commit.
+        guard await notify(\.committing, (), "the committing handler (the commit waits for the next occasion)") else { return }
+        if let stores { pending = checkpointState(pending, stores) }
+        guard !pending.isEmpty else { return }
         let offsets = pending.map { TopicPartitionOffset($0.key, offset: $0.value) }
         try consumer.storeOffsets(offsets)
         try await consumer.commit()
@@ -242,6 +269,41 @@ public final class TopicConsumer: Sendable {
             progress.lastCommit = .now
         }
         await notify(\.committed, offsets, "the committed handler")
+    }
+
+    /// Checkpoints the state of stateful partitions before their offsets are committed (so a
+    /// partition's state is never behind its committed offset); returns the offsets that may
+    /// be committed. A partition whose buffers hold rows is not checkpointed (its state holds
+    /// the effects of packages after them) and commits up to its last checkpoint; one whose
+    /// checkpoint fails (a full disk) commits nothing, keeps its changes and says so.
+    private func checkpointState(_ pending: [TopicPartition: Int64], _ stores: StateStores) -> [TopicPartition: Int64] {
+        var committable: [TopicPartition: Int64] = [:]
+        for (partition, offset) in pending {
+            guard let state = stores.partition(partition) else {
+                committable[partition] = offset
+                continue
+            }
+            let (processed, last) = progress.withLock { ($0.processed[partition], $0.stateCheckpoints[partition]) }
+            if offset == processed {
+                do {
+                    try state.checkpoint(offset: offset)
+                    progress.withLock { $0.stateCheckpoints[partition] = offset }
+                    committable[partition] = offset
+                } catch {
+                    report(error, "the state checkpoint of \(partition) (its offsets are not committed until it succeeds)")
+                }
+            } else if let last {
+                committable[partition] = last
+            }
+        }
+        return committable.filter { entry in progress.withLock { $0.committed[entry.key] != entry.value } }
+    }
+
+    /// Throws the first error of a partition whose state could not be opened: processing it
+    /// without its state would compute wrong results.
+    private func checkStateOpened() throws {
+        guard let (partition, error) = stores?.takeFailures().first else { return }
+        throw StreamStateError(.storage, "the state of \(partition) could not be opened: \(error)", underlying: error as? StateError)
     }
 
     /// Per partition, the next offset to commit: past every processed package, but not past the
@@ -291,21 +353,41 @@ public final class TopicConsumer: Sendable {
             report(error, "stream \(id), partition \(package.partition), offset \(package.offset)")
             return
         }
+        let partitionState = stores?.partition(TopicPartition(topic, package.partition))
         let (stream, isNew) = progress.withLock { progress in
             if let known = progress.streams[id] { return (known, false) }
-            let stream = StreamConsumer(id: id, partition: package.partition)
+            let stream = StreamConsumer(id: id, partition: package.partition, state: partitionState)
             progress.streams[id] = stream
             return (stream, true)
         }
         if isNew { handlers.withLock { $0.streamReceived }?(stream) }
-        if await stream.deliver(message, offset: package.offset, timestampMilliseconds: package.timestampMilliseconds, onError: report) {
+        // A package whose handler throws leaves no state change behind.
+        let savepoint = partitionState?.savepoint()
+        var failed = false
+        let ended = await stream.deliver(
+            message, offset: package.offset, timestampMilliseconds: package.timestampMilliseconds,
+            onError: { error, context in
+                failed = true
+                report(error, context)
+            })
+        if failed, let savepoint { partitionState?.rollBack(to: savepoint) }
+        if ended {
+            if stores?.options.clearOnStreamEnd == true { stream.clearState() }
             progress.withLock { $0.streams[id] = nil }  // ended: a later package with this id starts a new stream
         }
     }
 
-    private func notify<Value>(_ handler: KeyPath<Handlers, Handler<Value>?>, _ value: Value, _ name: String) async {
-        guard let handler = handlers.withLock({ $0[keyPath: handler] }) else { return }
-        do { try await handler(self, value) } catch { report(error, name) }
+    /// Calls a topic-level handler; returns false if it threw (the error is reported).
+    @discardableResult
+    private func notify<Value>(_ handler: KeyPath<Handlers, Handler<Value>?>, _ value: Value, _ name: String) async -> Bool {
+        guard let handler = handlers.withLock({ $0[keyPath: handler] }) else { return true }
+        do {
+            try await handler(self, value)
+            return true
+        } catch {
+            report(error, name)
+            return false
+        }
     }
 
     private func report(_ error: any Error, _ context: String) {

@@ -32,6 +32,10 @@ struct CheckpointCrashTests {
         var seen = 0
         for run in 0...Self.kills {
             let child = try startProbe(cluster: cluster, group: group, output: output)
+            defer {  // a failed wait leaves no child behind
+                if child.isRunning { kill(child.processIdentifier, SIGKILL) }
+                child.waitUntilExit()
+            }
             if run < Self.kills {
                 let target = seen + Int.random(in: 100...700)
                 try await waitFor("\(target) rows in run \(run)") { try released(output).count >= target }

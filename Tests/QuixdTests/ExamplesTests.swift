@@ -87,6 +87,57 @@ struct ExamplesTests {
         #expect(data.first?.numericValues["gForceX"] == [1, -2, nil] && data.first?.tagValues["vehicle"] == ["car-1", "car-1", "car-1"])
     }
 
+    @Test("RunningSum keeps |gForceX| summed per stream in LMDB state; quixd state lists, gets and dumps it")
+    func runningSum() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("in", partitions: 1)
+        try cluster.createTopic("out", partitions: 1)
+        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        for (stream, values) in [("car-1", [1, -2, nil]), ("car-2", [0.5]), ("car-1", [3])] as [(String, [Double?])] {
+            var data = TimeseriesData(timestamps: values.indices.map { Int64($0 + 1) })
+            data.numericValues["gForceX"] = values
+            try await producer.send(OutgoingMessage(topic: "in", key: Array(stream.utf8), value: QuixCodec.encode(.timeseries(data))))
+        }
+        try await producer.flush()
+        let stateDir = FileManager.default.temporaryDirectory.appendingPathComponent("running-sum-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: stateDir) }
+
+        let process = Process()
+        process.executableURL = try example("RunningSum")
+        process.arguments = [
+            "--brokers", cluster.bootstrapServers, "--input", "in", "--output", "out", "--group", "g-\(UUID().uuidString.prefix(6))",
+            "--state-dir", stateDir,
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { process.terminate() }
+        let published = try await packages(cluster, "out", expected: 5)  // properties and two packages of car-1, the same of car-2
+        let sums = try (published["car-1"] ?? []).compactMap { value -> [Double?]? in
+            if case .model(.timeseries(let data)) = try QuixCodec.decode(value[...]) { data.numericValues["gForceX_sum"] } else { nil }
+        }
+        #expect(sums == [[1, 3, 3], [6]], "a running sum of |gForceX|, carried over a missing cell and across packages")
+
+        // The state is checkpointed by the 5 s interval commit, while no message arrives.
+        var listed = try await runQuixd(["state", "list", "--dir", stateDir])
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(30)
+        while !listed.output.contains("checkpoint 3") && clock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            listed = try await runQuixd(["state", "list", "--dir", stateDir])
+        }
+        #expect(listed.output.contains("/in-0  checkpoint 3  stores: default (2 entries)"), "\(listed.output)\(listed.error)")
+        let value = try await runQuixd(["state", "get", "--dir", stateDir, "--stream", "car-1", "--key", "gForceX_sum"])
+        #expect(value.status == 0 && value.output == "car-1\tdefault\tgForceX_sum\t6.0\n", "\(value)")
+        let missing = try await runQuixd(["state", "get", "--dir", stateDir, "--stream", "car-9", "--key", "gForceX_sum"])
+        #expect(missing.status == 1 && missing.error.contains("stream \"car-9\" has no key \"gForceX_sum\""))
+        let dump = try await runQuixd(["state", "dump", "--dir", stateDir, "--format", "json"])
+        let entries = try dump.output.split(separator: "\n").map { line -> String in
+            let entry = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            return "\(entry["stream"]!) \(entry["store"]!) \(entry["key"]!) \(entry["value"]!)"
+        }
+        #expect(entries == ["car-1 default gForceX_sum 6", "car-2 default gForceX_sum 0.5"], "\(dump.output)")
+    }
+
     @Test("StreamingContexts: properties, definitions, buffered rows and events on one stream, in order")
     func streamingContexts() async throws {
         let cluster = try MockCluster(brokers: 1)

@@ -28,9 +28,18 @@ public final class KafkaConsumer: Sendable {
     public let events: ConsumerEvents
     private let core: ConsumerCore
 
-    public init(settings: ConsumerSettings, logger: Logger = Logger(label: "quixd.kafka.consumer")) throws(KafkaError) {
+    /// A start-offset source decides where newly assigned partitions begin.
+    public typealias StartOffsets = @Sendable ([TopicPartition]) -> [TopicPartition: Int64]
+
+    /// - Parameter startOffsets: called on the consumer's thread when partitions are assigned,
+    ///   before they fetch: the offsets it returns replace the committed ones (an application
+    ///   that checkpoints elsewhere, such as a state store, resumes from its own checkpoint).
+    ///   Partitions it leaves out start from the committed offset.
+    public init(
+        settings: ConsumerSettings, logger: Logger = Logger(label: "quixd.kafka.consumer"), startOffsets: StartOffsets? = nil
+    ) throws(KafkaError) {
         try settings.validate()
-        core = try ConsumerCore(settings: settings, logger: logger)
+        core = try ConsumerCore(settings: settings, logger: logger, startOffsets: startOffsets)
         events = ConsumerEvents(buffer: core.buffer)
         let core = core
         let thread = Thread { core.pollUntilClosed() }
@@ -238,7 +247,7 @@ final class ConsumerCore: Sendable {
     private nonisolated(unsafe) let queue: OpaquePointer
     private let logger: Logger
 
-    init(settings: ConsumerSettings, logger: Logger) throws(KafkaError) {
+    init(settings: ConsumerSettings, logger: Logger, startOffsets: KafkaConsumer.StartOffsets?) throws(KafkaError) {
         self.settings = settings
         self.logger = logger
         let buffer = EventBuffer()
@@ -252,7 +261,8 @@ final class ConsumerCore: Sendable {
                 buffer.push(.error(error))
             },
             onRebalance: { rk, err, list in
-                Self.rebalance(rk, err, list, buffer: buffer, control: control, settings: settings, logger: logger)
+                Self.rebalance(
+                    rk, err, list, buffer: buffer, control: control, settings: settings, startOffsets: startOffsets, logger: logger)
             })
         raw = try RawClient(RD_KAFKA_CONSUMER, properties: settings.properties(), callbacks: callbacks) { conf in
             rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
@@ -374,12 +384,16 @@ final class ConsumerCore: Sendable {
     /// Runs on the poll thread, inside `rd_kafka_consume_batch_queue` or `rd_kafka_consumer_close`.
     private static func rebalance(
         _ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
-        buffer: EventBuffer, control: ConsumerControl, settings: ConsumerSettings, logger: Logger
+        buffer: EventBuffer, control: ConsumerControl, settings: ConsumerSettings, startOffsets: KafkaConsumer.StartOffsets?,
+        logger: Logger
     ) {
         let partitions = PartitionList.partitions(of: list)
         let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            for (partition, offset) in startOffsets?(partitions) ?? [:] {
+                _ = rd_kafka_topic_partition_list_set_offset(list, partition.topic, partition.partition, offset)
+            }
             let error =
                 cooperative
                 ? KafkaError.consuming(rd_kafka_incremental_assign(rk, list))

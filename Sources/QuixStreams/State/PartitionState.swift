@@ -1,0 +1,241 @@
+import Foundation
+import QuixKafka
+import QuixState
+import Synchronization
+
+/// The state of one input partition: an LMDB environment under
+/// `<directory>/<topic>-<partition>/`, a named database per store, and the partition's
+/// checkpoint (the next input offset whose effects are not in the state).
+///
+/// Changes wait in memory until `checkpoint(offset:)` writes them and the offset in one LMDB
+/// write transaction; reads see them at once. A package whose handler throws is rolled back to
+/// the savepoint taken before it (`savepoint()`/`rollBack(to:)`).
+final class PartitionState: Sendable {
+    let partition: TopicPartition
+    let environment: StateEnvironment
+    private let meta: Database
+    private let state: Mutex<Pending>
+
+    static let metaDatabase = "__quix_meta"
+    static let checkpointKey = "checkpoint"
+    static let storesKey = "stores"
+    /// Named databases an environment can hold: the stores and the meta database.
+    static let maxStores = 128
+
+    /// One change, in the order it was made.
+    enum Change: Sendable {
+        case put(store: String, key: [UInt8], value: [UInt8])
+        case delete(store: String, key: [UInt8])
+        case deletePrefix(store: String, prefix: [UInt8])
+    }
+
+    struct Pending: Sendable {
+        var changes: [Change] = []
+        /// The pending value of each changed key (nil: deleted).
+        var overlay: [String: [[UInt8]: [UInt8]?]] = [:]
+        /// Prefixes deleted since the last checkpoint, per store: keys under them that are not
+        /// in the overlay read as absent.
+        var clearedPrefixes: [String: [[UInt8]]] = [:]
+        var databases: [String: Database] = [:]
+        var stores: Set<String> = []
+        var storesChanged = false
+    }
+
+    init(directory: String, partition: TopicPartition) throws {
+        self.partition = partition
+        var options = StateEnvironment.Options()
+        options.maxDatabases = Self.maxStores
+        environment = try StateEnvironment(path: directory, options: options)
+        meta = try environment.database(named: Self.metaDatabase)
+        let stores = try Self.readStores(environment, meta)
+        state = Mutex(Pending(stores: stores))
+    }
+
+    /// The next input offset whose effects are not in the stored state; nil for a new state.
+    var checkpoint: Int64? {
+        get throws {
+            try environment.readSync { txn in
+                try txn.get(Self.checkpointKey, in: meta).flatMap { Int(stateBytes: $0[...]) }.map(Int64.init)
+            }
+        }
+    }
+
+    /// The stores (named databases) this partition's state has.
+    var stores: Set<String> { state.withLock { $0.stores } }
+
+    var hasPendingChanges: Bool { state.withLock { !$0.changes.isEmpty || $0.storesChanged } }
+
+    // MARK: Reading and changing
+
+    func get(store: String, key: [UInt8]) throws -> [UInt8]? {
+        let (pending, cleared, database) = state.withLock { state -> ([UInt8]??, Bool, Database?) in
+            let cleared = state.clearedPrefixes[store]?.contains { key.starts(with: $0) } ?? false
+            return (state.overlay[store]?[key], cleared, state.databases[store])
+        }
+        if let pending { return pending }
+        if cleared { return nil }
+        guard let database = try database ?? existingDatabase(store) else { return nil }
+        return try environment.readSync { txn in try txn.get(key, in: database) }
+    }
+
+    /// Keys under `prefix` in `store`, in key order, with pending changes applied.
+    func keys(store: String, prefix: [UInt8]) throws -> [[UInt8]] {
+        let (overlay, cleared, database) = state.withLock { state in
+            (state.overlay[store] ?? [:], state.clearedPrefixes[store] ?? [], state.databases[store])
+        }
+        var keys = Set<[UInt8]>()
+        if let database = try database ?? existingDatabase(store) {
+            try environment.readSync { txn in
+                try txn.forEach(in: database, prefix: prefix) { key, _ in
+                    let key = Array(key)
+                    if !cleared.contains(where: { key.starts(with: $0) }) { keys.insert(key) }
+                    return true
+                }
+            }
+        }
+        for (key, value) in overlay where key.starts(with: prefix) {
+            if value == nil { keys.remove(key) } else { keys.insert(key) }
+        }
+        return keys.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    func put(store: String, key: [UInt8], value: [UInt8]) {
+        record(.put(store: store, key: key, value: value))
+    }
+
+    func delete(store: String, key: [UInt8]) {
+        record(.delete(store: store, key: key))
+    }
+
+    func deletePrefix(store: String, prefix: [UInt8]) {
+        record(.deletePrefix(store: store, prefix: prefix))
+    }
+
+    private func record(_ change: Change) {
+        state.withLock { state in
+            state.changes.append(change)
+            Self.apply(change, to: &state)
+        }
+    }
+
+    private static func apply(_ change: Change, to state: inout Pending) {
+        switch change {
+        case .put(let store, let key, let value):
+            state.overlay[store, default: [:]][key] = .some(value)
+            if state.stores.insert(store).inserted { state.storesChanged = true }
+        case .delete(let store, let key):
+            state.overlay[store, default: [:]][key] = .some(nil)
+        case .deletePrefix(let store, let prefix):
+            state.overlay[store] = state.overlay[store]?.filter { !$0.key.starts(with: prefix) }
+            state.clearedPrefixes[store, default: []].append(prefix)
+        }
+    }
+
+    // MARK: Savepoints
+
+    /// A point to roll back to: the number of changes made so far.
+    func savepoint() -> Int { state.withLock { $0.changes.count } }
+
+    /// Forgets the changes made after `savepoint`.
+    func rollBack(to savepoint: Int) {
+        state.withLock { state in
+            guard state.changes.count > savepoint else { return }
+            let kept = state.changes.prefix(savepoint)
+            var rebuilt = Pending(databases: state.databases, stores: state.stores, storesChanged: state.storesChanged)
+            for change in kept {
+                rebuilt.changes.append(change)
+                Self.apply(change, to: &rebuilt)
+            }
+            state = rebuilt
+        }
+    }
+
+    // MARK: Checkpoints
+
+    /// Writes the pending changes and `offset` as the checkpoint in one transaction. On failure
+    /// (a full disk, say) nothing is written and the changes stay pending.
+    func checkpoint(offset: Int64) throws {
+        let (changes, stores, storesChanged) = state.withLock { ($0.changes, $0.stores, $0.storesChanged) }
+        var databases: [String: Database] = [:]
+        for store in Set(changes.map(\.store)) { databases[store] = try database(store) }
+        try environment.writeSync { txn in
+            for change in changes {
+                switch change {
+                case .put(let store, let key, let value): try txn.put(value, for: key, in: databases[store]!)
+                case .delete(let store, let key): _ = try txn.delete(key, in: databases[store]!)
+                case .deletePrefix(let store, let prefix): _ = try txn.deleteAll(in: databases[store]!, prefix: prefix)
+                }
+            }
+            if storesChanged { try txn.put(Self.encodeStores(stores), for: Self.storesKey, in: meta) }
+            try txn.put(Int(offset).stateBytes, for: Self.checkpointKey, in: meta)
+        }
+        state.withLock { state in
+            // Changes made while the transaction ran (none today: handlers and checkpoints take
+            // turns) would stay pending.
+            state.changes.removeFirst(min(changes.count, state.changes.count))
+            if state.changes.isEmpty {
+                state.overlay.removeAll()
+                state.clearedPrefixes.removeAll()
+            }
+            state.storesChanged = false
+        }
+    }
+
+    /// Drops every pending change (the partition was lost: its work is redone elsewhere).
+    func discardPending() {
+        state.withLock { state in
+            state = Pending(databases: state.databases, stores: state.stores)
+        }
+    }
+
+    // MARK: Databases
+
+    private func database(_ store: String) throws(StateError) -> Database {
+        if let known = state.withLock({ $0.databases[store] }) { return known }
+        let database = try environment.database(named: store)
+        state.withLock { $0.databases[store] = database }
+        return database
+    }
+
+    /// The store's database if it exists on disk (reads never create one).
+    private func existingDatabase(_ store: String) throws(StateError) -> Database? {
+        do throws(StateError) {
+            let database = try environment.database(named: store, create: false)
+            state.withLock { $0.databases[store] = database }
+            return database
+        } catch where error.isNotFound {
+            return nil
+        }
+    }
+
+    private static func readStores(_ environment: StateEnvironment, _ meta: Database) throws -> Set<String> {
+        let bytes = try environment.readSync { txn in try txn.get(storesKey, in: meta) }
+        guard let bytes, let text = String(validating: bytes, as: UTF8.self) else { return [] }
+        return Set(text.split(separator: "\n").map(String.init))
+    }
+
+    private static func encodeStores(_ stores: Set<String>) -> [UInt8] {
+        Array(stores.sorted().joined(separator: "\n").utf8)
+    }
+}
+
+extension PartitionState.Change {
+    var store: String {
+        switch self {
+        case .put(let store, _, _), .delete(let store, _), .deletePrefix(let store, _): store
+        }
+    }
+}
+
+extension StateEnvironment {
+    /// `read` for callers in async code: a synchronous call that does not suspend, so the
+    /// transaction begins and ends on one thread.
+    func readSync<R>(_ body: (borrowing ReadTransaction) throws -> R) throws -> R {
+        try read(body)
+    }
+
+    /// `write` for callers in async code (see `readSync`).
+    func writeSync(_ body: (borrowing WriteTransaction) throws -> Void) throws {
+        try write(body)
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import Logging
+import QuixKafka
+import QuixState
+import Synchronization
+
+/// Where a topic consumer keeps per-stream state.
+public struct StateOptions: Sendable, Hashable {
+    /// The state directory (a Kubernetes PVC, a systemd StateDirectory).
+    public var directory: String
+    /// The folder under `directory` for this consumer's partitions; the consumer group when nil.
+    public var name: String?
+    /// Whether a stream's state is deleted when the stream ends with a StreamEnd (fleets of
+    /// short-lived streams), or kept.
+    public var clearOnStreamEnd: Bool
+
+    public init(directory: String, name: String? = nil, clearOnStreamEnd: Bool = false) {
+        self.directory = directory
+        self.name = name
+        self.clearOnStreamEnd = clearOnStreamEnd
+    }
+}
+
+/// The state of a topic consumer's assigned partitions: one `PartitionState` per partition,
+/// under `<directory>/<name>/<topic>-<partition>/`, opened when the partition is assigned
+/// (on the consumer's thread, before it fetches) and closed when it is revoked.
+final class StateStores: Sendable {
+    let root: String
+    let options: StateOptions
+    private let logger: Logger
+    private let state = Mutex(Registry())
+
+    private struct Registry {
+        var open: [TopicPartition: PartitionState] = [:]
+        /// Closed partitions whose environment may still be alive (a handler kept a state):
+        /// reopening one reuses it, as LMDB allows one environment per directory and process.
+        var closed: [TopicPartition: WeakPartition] = [:]
+        var failures: [TopicPartition: any Error] = [:]
+    }
+
+    private struct WeakPartition {
+        weak var partition: PartitionState?
+    }
+
+    init(options: StateOptions, name: String, logger: Logger) {
+        self.options = options
+        root = URL(fileURLWithPath: options.directory).appendingPathComponent(options.name ?? name).path
+        self.logger = logger
+    }
+
+    /// Opens the partitions' state; returns, for those that have a checkpoint, the offset to
+    /// resume from. A partition whose state cannot be opened is recorded in `takeFailures`.
+    func open(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
+        var offsets: [TopicPartition: Int64] = [:]
+        for partition in partitions {
+            do {
+                let opened = try openPartition(partition)
+                if let checkpoint = try opened.checkpoint {
+                    offsets[partition] = checkpoint
+                    logger.info(
+                        "state opened; resuming from its checkpoint",
+                        metadata: ["state.path": "\(opened.environment.path)", "kafka.partition": "\(partition)", "offset": "\(checkpoint)"])
+                }
+            } catch {
+                logger.error("state could not be opened", metadata: ["kafka.partition": "\(partition)", "error": "\(error)"])
+                state.withLock { $0.failures[partition] = error }
+            }
+        }
+        return offsets
+    }
+
+    private func openPartition(_ partition: TopicPartition) throws -> PartitionState {
+        if let open = state.withLock({ registry -> PartitionState? in
+            if let open = registry.open[partition] { return open }
+            if let alive = registry.closed.removeValue(forKey: partition)?.partition {
+                registry.open[partition] = alive
+                return alive
+            }
+            return nil
+        }) {
+            return open
+        }
+        let directory = URL(fileURLWithPath: root).appendingPathComponent("\(partition.topic)-\(partition.partition)").path
+        let opened = try PartitionState(directory: directory, partition: partition)
+        state.withLock { $0.open[partition] = opened }
+        return opened
+    }
+
+    func partition(_ partition: TopicPartition) -> PartitionState? {
+        state.withLock { $0.open[partition] }
+    }
+
+    var openPartitions: [PartitionState] { state.withLock { Array($0.open.values) } }
+
+    /// Errors of partitions that could not be opened since the last call.
+    func takeFailures() -> [TopicPartition: any Error] {
+        state.withLock { registry in
+            defer { registry.failures.removeAll() }
+            return registry.failures
+        }
+    }
+
+    /// Closes the partitions' state (its environment closes once no stream holds it).
+    func close(_ partitions: [TopicPartition]) {
+        state.withLock { registry in
+            for partition in partitions {
+                guard let closing = registry.open.removeValue(forKey: partition) else { continue }
+                closing.discardPending()
+                registry.closed[partition] = WeakPartition(partition: closing)
+            }
+        }
+    }
+}

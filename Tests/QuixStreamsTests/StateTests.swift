@@ -1,0 +1,167 @@
+import Foundation
+import QuixKafka
+import QuixStreams
+import Synchronization
+import Testing
+
+/// Writes `rows` one-row packages with values 1...rows on each stream, then flushes.
+private func produce(_ cluster: MockCluster, _ topic: String, streams: [String], rows: ClosedRange<Int>, close: Bool = false) async throws {
+    let producer = try KafkaStreamingClient(brokers: cluster.bootstrapServers).topicProducer(topic)
+    for id in streams {
+        let stream = try producer.getOrCreateStream(id)
+        for row in rows { try await stream.addTimestamp(nanoseconds: Int64(row)).addValue("v", Double(row)).publish() }
+        if close { try await stream.close() }
+    }
+    try await producer.close()
+}
+
+/// Runs a stateful consumer that adds every value of `v` to the state key "sum" (and counts
+/// packages) until `packages` packages were handled, then closes it.
+private func runSums(
+    _ cluster: MockCluster, _ topic: String, group: String, state: StateOptions, packages: Int,
+    handler: (@Sendable (StreamConsumer, TimeseriesFrame) throws -> Void)? = nil
+) async throws -> Int {
+    let client = KafkaStreamingClient(brokers: cluster.bootstrapServers) { $0.librdkafka["session.timeout.ms"] = "6000" }
+    let consumer = try TopicConsumer(client: client, topic: topic, group: group, startFrom: .earliest, commit: CommitOptions(everyPackages: 1, interval: nil), state: state)
+    let handled = Mutex(0)
+    consumer.onStreamReceived { stream in
+        stream.onFrameReceived { stream, frame in
+            let sums = try stream.state()
+            try sums.update("sum", default: 0.0) { $0 += frame["v"]!.sum() ?? 0 }
+            try handler?(stream, frame)
+            handled.withLock { $0 += 1 }
+        }
+    }
+    consumer.onError { _, _ in handled.withLock { $0 += 1 } }
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await consumer.run() }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while handled.withLock({ $0 }) < packages && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        await consumer.close()
+        try await group.waitForAll()
+    }
+    return handled.withLock { $0 }
+}
+
+/// Every stored "sum" under `directory`, by stream.
+private func storedSums(_ directory: String) throws -> [String: Double] {
+    var sums: [String: Double] = [:]
+    for path in try StateInspector.partitions(under: directory) {
+        for entry in try StateInspector.entries(at: path) where entry.key == "sum" {
+            if case .double(let value) = entry.value { sums[entry.streamID] = value }
+        }
+    }
+    return sums
+}
+
+private func temporaryDirectory() -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)").path
+}
+
+@Suite("per-stream state", .serialized, .timeLimit(.minutes(3)))
+struct StateTests {
+    @Test("a restart resumes at the state's checkpoint, even in a group that committed nothing")
+    func resumesAtCheckpoint() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("sums", partitions: 2)
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let streams = ["a", "b", "c"]
+        try await produce(cluster, "sums", streams: streams, rows: 1...10)
+        let state = StateOptions(directory: directory, name: "sums-state")
+        #expect(try await runSums(cluster, "sums", group: "first", state: state, packages: 30) == 30)
+        #expect(try storedSums(directory) == ["a": 55, "b": 55, "c": 55])
+
+        try await produce(cluster, "sums", streams: streams, rows: 11...12)
+        // Another group has no committed offset: without the state's checkpoint it would start
+        // at the beginning and count the first 30 rows twice.
+        let handled = try await runSums(cluster, "sums", group: "second", state: state, packages: 6)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(handled == 6)
+        #expect(try storedSums(directory) == ["a": 78, "b": 78, "c": 78])
+    }
+
+    @Test("a handler that throws leaves no state change behind")
+    func rollsBack() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("rollback", partitions: 1)
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await produce(cluster, "rollback", streams: ["s"], rows: 1...5)
+        struct Refused: Error {}
+        _ = try await runSums(cluster, "rollback", group: "g", state: StateOptions(directory: directory), packages: 5) { _, frame in
+            if frame["v"]![0] == 3 { throw Refused() }  // after the sum was updated
+        }
+        #expect(try storedSums(directory) == ["s": 12], "1 + 2 + 4 + 5: the failed package's change was rolled back")
+    }
+
+    @Test("typed values: a type mismatch and a missing state directory are clear errors; Codable values round-trip")
+    func typedValues() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("typed", partitions: 1)
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await produce(cluster, "typed", streams: ["s"], rows: 1...1)
+        struct Position: Codable, Equatable { var lat: Double, lon: Double }
+        let results = Mutex([String]())
+        _ = try await runSums(cluster, "typed", group: "g", state: StateOptions(directory: directory), packages: 1) { stream, _ in
+            let state = try stream.state("typed")
+            state.set("count", 3)
+            state.set("name", "car")
+            state.set("blob", [UInt8]([1, 2]))
+            try state.encode(Position(lat: 1.5, lon: -2), for: "where")
+            do throws(StreamStateError) {
+                _ = try state.get("count", as: String.self)
+            } catch {
+                results.withLock { $0.append("\(error.code): \(error.detail)") }
+            }
+            results.withLock { $0.append("position \(try! state.decode("where", as: Position.self) == Position(lat: 1.5, lon: -2))") }
+            results.withLock { $0.append("keys \(try! state.keys())") }
+        }
+        #expect(results.withLock { $0 } == [
+            #"typeMismatch: state "typed" of stream "s", key "count" holds a Int, read as String"#, "position true",
+            #"keys ["blob", "count", "name", "where"]"#,
+        ])
+
+        let plain = try TopicConsumer(client: KafkaStreamingClient(brokers: cluster.bootstrapServers), topic: "typed", group: nil, startFrom: .earliest)
+        let missing = Mutex<StreamStateError?>(nil)
+        plain.onStreamReceived { stream in
+            do throws(StreamStateError) { _ = try stream.state() } catch { missing.withLock { $0 = error } }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await plain.run() }
+            while missing.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(20)) }
+            await plain.close()
+            try await group.waitForAll()
+        }
+        #expect(missing.withLock { $0?.code } == .notConfigured)
+    }
+
+    @Test("a state directory that cannot be written stops the consumer with an error naming it")
+    func unwritableDirectory() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("unwritable", partitions: 1)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-directory-\(UUID().uuidString)")
+        try Data("x".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let consumer = try TopicConsumer(
+            client: KafkaStreamingClient(brokers: cluster.bootstrapServers), topic: "unwritable", group: "g", startFrom: .earliest,
+            state: StateOptions(directory: file.path))
+        let error = await #expect(throws: StreamStateError.self) { try await consumer.run() }
+        #expect(error?.code == .storage)
+        #expect(error?.description.contains(file.path) == true, "\(String(describing: error))")
+    }
+
+    @Test("with clearOnStreamEnd, a stream's state is deleted when it ends; others keep theirs")
+    func clearOnStreamEnd() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("ending", partitions: 1)
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await produce(cluster, "ending", streams: ["ends"], rows: 1...3, close: true)
+        try await produce(cluster, "ending", streams: ["stays"], rows: 1...3)
+        _ = try await runSums(cluster, "ending", group: "g", state: StateOptions(directory: directory, clearOnStreamEnd: true), packages: 6)
+        #expect(try storedSums(directory) == ["stays": 6])
+    }
+}
