@@ -95,7 +95,9 @@ public final class TopicConsumer: Sendable {
         settings.startFrom = startFrom == .earliest ? .earliest : .latest
         settings.autoCommit = false
         settings.idleInterval = Self.tick
-        let stores = state.map { StateStores(options: $0, name: group ?? "default", logger: client.logger) }
+        let stores = try state.map {
+            try StateStores(options: $0, name: group ?? "default", topic: topic, client: client.settings, logger: client.logger)
+        }
         self.stores = stores
         var startOffsets: KafkaConsumer.StartOffsets?
         if let stores { startOffsets = { partitions in stores.open(partitions) } }
@@ -148,9 +150,34 @@ public final class TopicConsumer: Sendable {
             }
             for waiter in waiters { waiter.resume() }
         }
+        try await createChangelogIfMissing()
         try await Self.$running.withValue(ObjectIdentifier(self)) { try await readUntilStopped() }
         if options != .manual { try? await commitProcessed() }
         await consumer.close()
+        await stores?.changelog?.close()
+    }
+
+    /// Creates the state's changelog topic (compacted, one partition per input partition) when
+    /// it does not exist. Where topics cannot be created (the mock cluster has no controller),
+    /// it says so and goes on: the topic may be created on first use.
+    private func createChangelogIfMissing() async throws {
+        guard let changelog = stores?.changelog else { return }
+        var settings = AdminSettings(client: clientSettings)
+        settings.requestTimeout = .seconds(5)
+        let admin = try KafkaAdmin(settings: settings)
+        if let existing = try? await admin.metadata(topic: changelog.topic).first, !existing.partitions.isEmpty { return }
+        guard let input = try await admin.metadata(topic: topic).first else {
+            throw StreamError(.invalidStreamID, "topic \"\(topic)\" does not exist")
+        }
+        do {
+            try await admin.createTopics([
+                NewTopic(name: changelog.topic, partitions: Int32(input.partitions.count), configs: ["cleanup.policy": "compact"])
+            ])
+        } catch {
+            logger.warning(
+                "could not create the changelog topic; create it, compacted, with one partition per input partition",
+                metadata: ["topic": "\(changelog.topic)", "partitions": "\(input.partitions.count)", "error": "\(error)"])
+        }
     }
 
     private func readUntilStopped() async throws {
@@ -258,7 +285,7 @@ public final class TopicConsumer: Sendable {
         guard !pending.isEmpty else { return }
         // A committing handler that fails (an output that could not be flushed) stops the commit.
         guard await notify(\.committing, (), "the committing handler (the commit waits for the next occasion)") else { return }
-        if let stores { pending = checkpointState(pending, stores) }
+        if let stores { pending = await checkpointState(pending, stores) }
         guard !pending.isEmpty else { return }
         let offsets = pending.map { TopicPartitionOffset($0.key, offset: $0.value) }
         try consumer.storeOffsets(offsets)
@@ -276,7 +303,7 @@ public final class TopicConsumer: Sendable {
     /// be committed. A partition whose buffers hold rows is not checkpointed (its state holds
     /// the effects of packages after them) and commits up to its last checkpoint; one whose
     /// checkpoint fails (a full disk) commits nothing, keeps its changes and says so.
-    private func checkpointState(_ pending: [TopicPartition: Int64], _ stores: StateStores) -> [TopicPartition: Int64] {
+    private func checkpointState(_ pending: [TopicPartition: Int64], _ stores: StateStores) async -> [TopicPartition: Int64] {
         var committable: [TopicPartition: Int64] = [:]
         for (partition, offset) in pending {
             guard let state = stores.partition(partition) else {
@@ -286,7 +313,11 @@ public final class TopicConsumer: Sendable {
             let (processed, last) = progress.withLock { ($0.processed[partition], $0.stateCheckpoints[partition]) }
             if offset == processed {
                 do {
-                    try state.checkpoint(offset: offset)
+                    var changelogOffset: Int64?
+                    if let changelog = stores.changelog {
+                        changelogOffset = try await changelog.publish(state.pendingEffects(), partition: partition.partition, checkpoint: offset)
+                    }
+                    try state.checkpoint(offset: offset, changelogOffset: changelogOffset)
                     progress.withLock { $0.stateCheckpoints[partition] = offset }
                     committable[partition] = offset
                 } catch {

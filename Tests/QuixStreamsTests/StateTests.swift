@@ -69,7 +69,7 @@ struct StateTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let streams = ["a", "b", "c"]
         try await produce(cluster, "sums", streams: streams, rows: 1...10)
-        let state = StateOptions(directory: directory, name: "sums-state")
+        let state = StateOptions(directory: directory, name: "sums-state", changelog: false)
         #expect(try await runSums(cluster, "sums", group: "first", state: state, packages: 30) == 30)
         #expect(try storedSums(directory) == ["a": 55, "b": 55, "c": 55])
 
@@ -90,7 +90,7 @@ struct StateTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await produce(cluster, "rollback", streams: ["s"], rows: 1...5)
         struct Refused: Error {}
-        _ = try await runSums(cluster, "rollback", group: "g", state: StateOptions(directory: directory), packages: 5) { _, frame in
+        _ = try await runSums(cluster, "rollback", group: "g", state: StateOptions(directory: directory, changelog: false), packages: 5) { _, frame in
             if frame["v"]![0] == 3 { throw Refused() }  // after the sum was updated
         }
         #expect(try storedSums(directory) == ["s": 12], "1 + 2 + 4 + 5: the failed package's change was rolled back")
@@ -105,7 +105,7 @@ struct StateTests {
         try await produce(cluster, "typed", streams: ["s"], rows: 1...1)
         struct Position: Codable, Equatable { var lat: Double, lon: Double }
         let results = Mutex([String]())
-        _ = try await runSums(cluster, "typed", group: "g", state: StateOptions(directory: directory), packages: 1) { stream, _ in
+        _ = try await runSums(cluster, "typed", group: "g", state: StateOptions(directory: directory, changelog: false), packages: 1) { stream, _ in
             let state = try stream.state("typed")
             state.set("count", 3)
             state.set("name", "car")
@@ -147,7 +147,7 @@ struct StateTests {
         defer { try? FileManager.default.removeItem(at: file) }
         let consumer = try TopicConsumer(
             client: KafkaStreamingClient(brokers: cluster.bootstrapServers), topic: "unwritable", group: "g", startFrom: .earliest,
-            state: StateOptions(directory: file.path))
+            state: StateOptions(directory: file.path, changelog: false))
         let error = await #expect(throws: StreamStateError.self) { try await consumer.run() }
         #expect(error?.code == .storage)
         #expect(error?.description.contains(file.path) == true, "\(String(describing: error))")
@@ -161,7 +161,79 @@ struct StateTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await produce(cluster, "ending", streams: ["ends"], rows: 1...3, close: true)
         try await produce(cluster, "ending", streams: ["stays"], rows: 1...3)
-        _ = try await runSums(cluster, "ending", group: "g", state: StateOptions(directory: directory, clearOnStreamEnd: true), packages: 6)
+        _ = try await runSums(cluster, "ending", group: "g", state: StateOptions(directory: directory, clearOnStreamEnd: true, changelog: false), packages: 6)
         #expect(try storedSums(directory) == ["stays": 6])
     }
+
+    @Test("a replica with an empty directory restores from the changelog and continues the sums exactly")
+    func restoresFromChangelog() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("moving", partitions: 2)
+        try cluster.createTopic("moving-state-moving-changelog", partitions: 2)
+        let first = temporaryDirectory(), second = temporaryDirectory()
+        defer { for directory in [first, second] { try? FileManager.default.removeItem(atPath: directory) } }
+        let streams = ["a", "b", "c"]
+        try await produce(cluster, "moving", streams: streams, rows: 1...10)
+        #expect(try await runSums(cluster, "moving", group: "g", state: StateOptions(directory: first, name: "moving-state"), packages: 30) == 30)
+        try await produce(cluster, "moving", streams: streams, rows: 11...12)
+        // The second replica has its own, empty directory (another pod's PVC).
+        let handled = try await runSums(cluster, "moving", group: "g", state: StateOptions(directory: second, name: "moving-state"), packages: 6)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(handled == 6)
+        #expect(try storedSums(second) == ["a": 78, "b": 78, "c": 78])
+    }
+
+    @Test("a restore applies the changelog up to its last checkpoint marker, not what follows it")
+    func restoreStopsAtLastMarker() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("marked", partitions: 1)
+        try cluster.createTopic("m-marked-changelog", partitions: 1)
+        try await produce(cluster, "marked", streams: ["s"], rows: 1...10)  // the properties at 0, values 1...10 at 1...10
+        // A changelog as a replica left it: sum 3 (rows 1 and 2) checkpointed at input offset 3,
+        // then a change whose checkpoint never completed.
+        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let key = [0, 7] + Array("default".utf8) + [0, 1] + Array("s".utf8) + Array("sum".utf8)
+        for (key, value) in [
+            (key, [1] + Array(3.0.bitPattern.littleEndianBytes)),
+            ([0xFF, 0xFF] + Array("checkpoint".utf8), [0, 0, 0, 0, 0, 0, 0, 3]),
+            (key, [1] + Array(999.0.bitPattern.littleEndianBytes)),
+        ] as [([UInt8], [UInt8])] {
+            try await producer.send(OutgoingMessage(topic: "m-marked-changelog", key: key, value: value, partition: 0))
+        }
+        try await producer.flush()
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let handled = try await runSums(cluster, "marked", group: "g", state: StateOptions(directory: directory, name: "m"), packages: 8)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(handled == 8, "rows 3...10 only")
+        #expect(try storedSums(directory) == ["s": 55])
+    }
+
+    @Test("a changelog shorter than the local state stops the consumer, saying what it found")
+    func mismatchFails() async throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let cluster = try MockCluster(brokers: 1)
+            try cluster.createTopic("short", partitions: 1)
+            try cluster.createTopic("s-short-changelog", partitions: 1)
+            try await produce(cluster, "short", streams: ["s"], rows: 1...3)
+            _ = try await runSums(cluster, "short", group: "g", state: StateOptions(directory: directory, name: "s"), packages: 3)
+        }
+        // Another cluster: the changelog is empty (deleted and recreated, say).
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("short", partitions: 1)
+        try cluster.createTopic("s-short-changelog", partitions: 1)
+        try await produce(cluster, "short", streams: ["s"], rows: 1...3)
+        let consumer = try TopicConsumer(
+            client: KafkaStreamingClient(brokers: cluster.bootstrapServers), topic: "short", group: "g", startFrom: .earliest,
+            state: StateOptions(directory: directory, name: "s"))
+        let error = await #expect(throws: StreamStateError.self) { try await consumer.run() }
+        #expect(error?.description.contains("but the changelog ends or restarts at 0") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("rebuild") == true)
+    }
+}
+
+extension UInt64 {
+    fileprivate var littleEndianBytes: [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: self >> (8 * $0)) } }
 }

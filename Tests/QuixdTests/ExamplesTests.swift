@@ -101,11 +101,13 @@ struct ExamplesTests {
         try await producer.flush()
         let stateDir = FileManager.default.temporaryDirectory.appendingPathComponent("running-sum-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: stateDir) }
+        let group = "g-\(UUID().uuidString.prefix(6))"
+        try cluster.createTopic("\(group)-in-changelog", partitions: 1)  // the mock cannot create it
 
         let process = Process()
         process.executableURL = try example("RunningSum")
         process.arguments = [
-            "--brokers", cluster.bootstrapServers, "--input", "in", "--output", "out", "--group", "g-\(UUID().uuidString.prefix(6))",
+            "--brokers", cluster.bootstrapServers, "--input", "in", "--output", "out", "--group", group,
             "--state-dir", stateDir,
         ]
         process.standardOutput = FileHandle.nullDevice

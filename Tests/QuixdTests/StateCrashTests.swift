@@ -14,19 +14,65 @@ struct StateCrashTests {
     static let partitions: Int32 = 8
     static let kills = 10
 
+    @Test("partitions move to a replica with its own directory: it restores from the changelog and the sums stay exact")
+    func movingPartitions() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("sums-in", partitions: Int(Self.partitions))
+        try cluster.createTopic("sums-out", partitions: Int(Self.partitions))
+        let expected = try await produceRows(cluster, rows: 1_000)
+        let total = try await endOffsets(cluster, "sums-in")
+        let group = "moving-\(UUID().uuidString.prefix(8))"
+        try cluster.createTopic("\(group)-sums-in-changelog", partitions: Int(Self.partitions))
+        let directories = (0..<2).map { FileManager.default.temporaryDirectory.appendingPathComponent("replica-\($0)-\(UUID().uuidString)").path }
+        defer { for directory in directories { try? FileManager.default.removeItem(atPath: directory) } }
+
+        let first = try startRunningSum(cluster: cluster, group: group, stateDir: directories[0])
+        defer { kill(first.processIdentifier, SIGKILL) }
+        try await waitFor("the first replica's output", first) { try await sum(endOffsets(cluster, "sums-out")) >= 4_000 }
+        // A second replica joins: a rebalance moves partitions to it, and it restores them.
+        let second = try startRunningSum(cluster: cluster, group: group, stateDir: directories[1])
+        defer { kill(second.processIdentifier, SIGKILL) }
+        try await waitFor("the second replica's state", second) {
+            !((try? StateInspector.partitions(under: directories[1])) ?? []).isEmpty
+        }
+        try await waitFor("more output", second) { try await sum(endOffsets(cluster, "sums-out")) >= 10_000 }
+        // The first replica dies: the second gets every partition and restores the first's.
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        let probe = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: group))
+        let inputs = (0..<Self.partitions).map { TopicPartition("sums-in", $0) }
+        try await waitFor("every input committed", second) {
+            try await probe.committed(inputs).allSatisfy { $0.offset == total[$0.topicPartition] }
+        }
+        await probe.close()
+        kill(second.processIdentifier, SIGTERM)
+        second.waitUntilExit()
+
+        let dump = try await runQuixd(["state", "dump", "--dir", directories[1], "--format", "json"])
+        var stored: [String: Double] = [:]
+        for line in dump.output.split(separator: "\n") {
+            let entry = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            if entry["key"] as? String == "gForceX_sum" { stored[entry["stream"] as! String] = entry["value"] as? Double }
+        }
+        #expect(stored == expected, "the replica that ends with every partition holds every exact sum")
+        let partitions = try StateInspector.partitions(under: directories[1]).count
+        #expect(partitions == Int(Self.partitions), "the second replica has every partition's state")
+    }
+
     @Test("10 kills over 100,000 messages: every stream's sum is exact")
     func killAndRestart() async throws {
         let cluster = try MockCluster(brokers: 1)
         try cluster.createTopic("sums-in", partitions: Int(Self.partitions))
         try cluster.createTopic("sums-out", partitions: Int(Self.partitions))
         let started = ContinuousClock.now
-        let expected = try await produceRows(cluster)
+        let expected = try await produceRows(cluster, rows: Self.rowsPerStream)
         print("state crash test: produced in \(ContinuousClock.now - started)")
         let total = try await endOffsets(cluster, "sums-in")
 
         let stateDir = FileManager.default.temporaryDirectory.appendingPathComponent("state-crash-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: stateDir) }
         let group = "sums-\(UUID().uuidString.prefix(8))"
+        try cluster.createTopic("\(group)-sums-in-changelog", partitions: Int(Self.partitions))  // the mock cannot create it
         let probe = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: group))
         let inputs = (0..<Self.partitions).map { TopicPartition("sums-in", $0) }
         var outputAtKill: [Int64] = []
@@ -66,13 +112,13 @@ struct StateCrashTests {
         print("state crash test: output messages at the kills \(outputAtKill), at the end \(output) for \(Self.streams * Self.rowsPerStream) input rows")
     }
 
-    /// 20 streams of 5,000 one-row packages, interleaved; returns each stream's exact sum.
+    /// 20 streams of `rows` one-row packages, interleaved; returns each stream's exact sum.
     /// Values are whole numbers, so every sum is exact in floating point whatever the order.
-    private func produceRows(_ cluster: MockCluster) async throws -> [String: Double] {
+    private func produceRows(_ cluster: MockCluster, rows: Int) async throws -> [String: Double] {
         let producer = try KafkaStreamingClient(brokers: cluster.bootstrapServers).topicProducer("sums-in")
         let streams = try (0..<Self.streams).map { try producer.createStream("car-\($0)") }
         var sums: [String: Double] = [:]
-        for row in 0..<Self.rowsPerStream {
+        for row in 0..<rows {
             for (index, stream) in streams.enumerated() {
                 let value = Double((row * 7 + index * 13) % 1_000 - 500)
                 sums[stream.streamID, default: 0] += value

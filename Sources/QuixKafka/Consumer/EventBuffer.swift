@@ -44,6 +44,7 @@ final class EventBuffer: @unchecked Sendable {
                 if queuedErrors > 100 { dropOldestError() }
             }
             events.append(event)
+            condition.broadcast()  // a blocking `next(timeout:)` may wait
             return (sequence, nil)
         }
         receiver?.resume(returning: event)
@@ -114,6 +115,20 @@ final class EventBuffer: @unchecked Sendable {
                 }
             } onCancel: {
                 cancelWaiter()
+            }
+        }
+    }
+
+    /// The next event for a synchronous reader, waiting up to `timeout`: `nil` when none came in
+    /// time or the buffer is finished. Do not mix with `next()`.
+    func next(timeout: Duration) -> ConsumerEvent? {
+        let deadline = Date(timeIntervalSinceNow: Double(timeout.milliseconds) / 1000)
+        return condition.withLock {
+            nextCalls += 1
+            condition.broadcast()
+            while true {
+                if let event = popLocked() { return event }
+                if finished || !condition.wait(until: deadline) { return nil }
             }
         }
     }

@@ -49,6 +49,14 @@ public final class KafkaConsumer: Sendable {
 
     deinit { core.requestClose() }
 
+    /// The next event, waiting up to `timeout` on the calling thread; nil when none came. For
+    /// synchronous readers (restoring state from a changelog inside a rebalance); an
+    /// application reads `events` instead, never both.
+    @available(*, noasync)
+    public func poll(timeout: Duration) -> ConsumerEvent? {
+        core.buffer.next(timeout: timeout)
+    }
+
     /// Joins the group and subscribes to `topics`; partitions arrive as `.assigned` events.
     public func subscribe(_ topics: [String]) throws(KafkaError) {
         guard core.settings.group != nil else {
@@ -59,6 +67,7 @@ public final class KafkaConsumer: Sendable {
         }
         let list = PartitionList(topics.map { TopicPartition($0, RD_KAFKA_PARTITION_UA) })
         try KafkaError.check(rd_kafka_subscribe(core.raw.handle, list.handle), "subscribe to \(topics)")
+        core.control.withLock { $0.subscribed = true }
     }
 
     /// Reads exactly these partitions from these offsets (or `KafkaOffset.beginning`, `.end`,
@@ -229,6 +238,9 @@ final class ConsumerControl: Sendable {
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
         var backpressurePaused = false
         var userPaused: Set<TopicPartition> = []
+        /// Joined a group (`subscribe`), and got an assignment from it at least once.
+        var subscribed = false
+        var everAssigned = false
     }
 
     private let state = Mutex(State())
@@ -325,6 +337,10 @@ final class ConsumerCore: Sendable {
         if let error = KafkaError.from(err) {
             logger.warning("consumer close reported an error", metadata: ["error": "\(error)"])
         }
+        if control.withLock({ $0.subscribed && !$0.everAssigned }) {
+            raw.abandon()  // destroying it would abort the process (see RawClient.abandon)
+            logger.debug("a consumer closed before its first assignment is left undestroyed (librdkafka #4312)")
+        }
         buffer.finish()
         let waiters = control.withLock { control in
             control.closed = true
@@ -391,6 +407,7 @@ final class ConsumerCore: Sendable {
         let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            control.withLock { $0.everAssigned = true }
             for (partition, offset) in startOffsets?(partitions) ?? [:] {
                 _ = rd_kafka_topic_partition_list_set_offset(list, partition.topic, partition.partition, offset)
             }

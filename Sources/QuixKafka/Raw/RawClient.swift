@@ -1,6 +1,7 @@
 import CRdKafka
 import Foundation
 import Logging
+import Synchronization
 
 /// What librdkafka calls back into Swift, reached through the handle's opaque pointer.
 /// Set up before `rd_kafka_new` and only read afterwards, from librdkafka's threads.
@@ -36,6 +37,7 @@ final class RawClient: @unchecked Sendable {
     let handle: OpaquePointer
     /// Kept alive for as long as librdkafka may call back through the opaque pointer.
     private let callbacks: ClientCallbacks
+    private let abandoned = Atomic(false)
 
     /// Creates the client. `configure` may install more callbacks on the configuration.
     init(
@@ -56,7 +58,18 @@ final class RawClient: @unchecked Sendable {
         self.handle = handle
     }
 
-    deinit { rd_kafka_destroy(handle) }
+    deinit {
+        if !abandoned.load(ordering: .relaxed) { rd_kafka_destroy(handle) }
+    }
+
+    /// Leaves the (closed) client alive for the rest of the process instead of destroying it.
+    /// librdkafka 2.0.2, Debian 12's, fails an assertion and aborts in `rd_kafka_destroy` for a
+    /// group consumer that joined a group but never got an assignment (confluentinc/librdkafka
+    /// #4312, fixed in 2.3.0). Its threads may still log, so the callbacks stay alive too.
+    func abandon() {
+        abandoned.store(true, ordering: .relaxed)
+        _ = Unmanaged.passRetained(callbacks)
+    }
 
     /// A configuration with every property set, or librdkafka's own message for the first one it refuses.
     static func makeConfiguration(_ properties: [String: String]) throws(KafkaError) -> OpaquePointer {

@@ -18,6 +18,7 @@ final class PartitionState: Sendable {
 
     static let metaDatabase = "__quix_meta"
     static let checkpointKey = "checkpoint"
+    static let changelogKey = "changelog"
     static let storesKey = "stores"
     /// Named databases an environment can hold: the stores and the meta database.
     static let maxStores = 128
@@ -56,6 +57,15 @@ final class PartitionState: Sendable {
         get throws {
             try environment.readSync { txn in
                 try txn.get(Self.checkpointKey, in: meta).flatMap { Int(stateBytes: $0[...]) }.map(Int64.init)
+            }
+        }
+    }
+
+    /// The changelog offset after the last checkpoint this state holds; nil when it never had one.
+    var changelogOffset: Int64? {
+        get throws {
+            try environment.readSync { txn in
+                try txn.get(Self.changelogKey, in: meta).flatMap { Int(stateBytes: $0[...]) }.map(Int64.init)
             }
         }
     }
@@ -152,9 +162,34 @@ final class PartitionState: Sendable {
 
     // MARK: Checkpoints
 
-    /// Writes the pending changes and `offset` as the checkpoint in one transaction. On failure
-    /// (a full disk, say) nothing is written and the changes stay pending.
-    func checkpoint(offset: Int64) throws {
+    /// The net effect of the pending changes, as changelog records: per changed key its value,
+    /// or nil for a deleted one (a deleted prefix expands to the keys stored under it).
+    func pendingEffects() throws -> [(key: [UInt8], value: [UInt8]?)] {
+        let changes = state.withLock { $0.changes }
+        var effects: [String: [[UInt8]: [UInt8]?]] = [:]
+        for change in changes {
+            switch change {
+            case .put(let store, let key, let value): effects[store, default: [:]][key] = .some(value)
+            case .delete(let store, let key): effects[store, default: [:]][key] = .some(nil)
+            case .deletePrefix(let store, let prefix):
+                for key in effects[store, default: [:]].keys where key.starts(with: prefix) { effects[store]![key] = .some(nil) }
+                if let database = try existingDatabase(store) {
+                    try environment.readSync { txn in
+                        try txn.forEach(in: database, prefix: prefix) { key, _ in
+                            effects[store, default: [:]][Array(key)] = .some(nil)
+                            return true
+                        }
+                    }
+                }
+            }
+        }
+        return effects.flatMap { store, keys in keys.map { (Changelog.recordKey(store: store, key: $0.key), $0.value) } }
+    }
+
+    /// Writes the pending changes and `offset` as the checkpoint (and the changelog offset
+    /// after its marker) in one transaction. On failure (a full disk, say) nothing is written
+    /// and the changes stay pending.
+    func checkpoint(offset: Int64, changelogOffset: Int64? = nil) throws {
         let (changes, stores, storesChanged) = state.withLock { ($0.changes, $0.stores, $0.storesChanged) }
         var databases: [String: Database] = [:]
         for store in Set(changes.map(\.store)) { databases[store] = try database(store) }
@@ -168,6 +203,7 @@ final class PartitionState: Sendable {
             }
             if storesChanged { try txn.put(Self.encodeStores(stores), for: Self.storesKey, in: meta) }
             try txn.put(Int(offset).stateBytes, for: Self.checkpointKey, in: meta)
+            if let changelogOffset { try txn.put(Int(changelogOffset).stateBytes, for: Self.changelogKey, in: meta) }
         }
         state.withLock { state in
             // Changes made while the transaction ran (none today: handlers and checkpoints take
@@ -179,6 +215,44 @@ final class PartitionState: Sendable {
             }
             state.storesChanged = false
         }
+    }
+
+    /// Applies changelog records (record key → value, nil deletes) up to a marker, with its
+    /// checkpoint and the changelog offset after it, in one transaction.
+    func applyRestored(_ records: [[UInt8]: [UInt8]?], checkpoint: Int64, changelogOffset: Int64) throws {
+        var grouped: [String: [([UInt8], [UInt8]?)]] = [:]
+        for (record, value) in records {
+            guard let (store, key) = Changelog.parse(record[...]) else { continue }
+            grouped[store, default: []].append((key, value))
+        }
+        var databases: [String: Database] = [:]
+        for store in grouped.keys { databases[store] = try database(store) }
+        let stores = state.withLock { state -> Set<String> in
+            state.stores.formUnion(grouped.keys)
+            return state.stores
+        }
+        try environment.writeSync { txn in
+            for (store, entries) in grouped {
+                for (key, value) in entries {
+                    if let value { try txn.put(value, for: key, in: databases[store]!) } else { _ = try txn.delete(key, in: databases[store]!) }
+                }
+            }
+            try txn.put(Self.encodeStores(stores), for: Self.storesKey, in: meta)
+            try txn.put(Int(checkpoint).stateBytes, for: Self.checkpointKey, in: meta)
+            try txn.put(Int(changelogOffset).stateBytes, for: Self.changelogKey, in: meta)
+        }
+    }
+
+    /// Deletes everything: every store and the checkpoint (before a rebuild).
+    func reset() throws {
+        let stores = state.withLock { $0.stores }
+        var databases: [Database] = []
+        for store in stores { if let database = try existingDatabase(store) { databases.append(database) } }
+        try environment.writeSync { txn in
+            for database in databases { try txn.clear(database) }
+            try txn.clear(meta)
+        }
+        state.withLock { state in state = Pending(databases: state.databases) }
     }
 
     /// Drops every pending change (the partition was lost: its work is redone elsewhere).

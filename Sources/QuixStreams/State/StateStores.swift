@@ -13,20 +13,34 @@ public struct StateOptions: Sendable, Hashable {
     /// Whether a stream's state is deleted when the stream ends with a StreamEnd (fleets of
     /// short-lived streams), or kept.
     public var clearOnStreamEnd: Bool
+    /// Whether every change also goes to a compacted changelog topic
+    /// (`<name>-<input topic>-changelog`), from which a partition's state is restored on a
+    /// replica whose directory is missing or behind.
+    public var changelog: Bool
+    /// What to do when the local state holds more than its changelog.
+    public var onStateMismatch: StateMismatchPolicy
 
-    public init(directory: String, name: String? = nil, clearOnStreamEnd: Bool = false) {
+    public init(
+        directory: String, name: String? = nil, clearOnStreamEnd: Bool = false, changelog: Bool = true,
+        onStateMismatch: StateMismatchPolicy = .fail
+    ) {
         self.directory = directory
         self.name = name
         self.clearOnStreamEnd = clearOnStreamEnd
+        self.changelog = changelog
+        self.onStateMismatch = onStateMismatch
     }
 }
 
 /// The state of a topic consumer's assigned partitions: one `PartitionState` per partition,
 /// under `<directory>/<name>/<topic>-<partition>/`, opened when the partition is assigned
-/// (on the consumer's thread, before it fetches) and closed when it is revoked.
+/// (on the consumer's thread, before it fetches: restored from the changelog first) and closed
+/// when it is revoked.
 final class StateStores: Sendable {
     let root: String
     let options: StateOptions
+    let changelog: ChangelogWriter?
+    private let restorer: ChangelogRestorer?
     private let logger: Logger
     private let state = Mutex(Registry())
 
@@ -42,10 +56,19 @@ final class StateStores: Sendable {
         weak var partition: PartitionState?
     }
 
-    init(options: StateOptions, name: String, logger: Logger) {
+    init(options: StateOptions, name: String, topic: String, client: KafkaClientSettings, logger: Logger) throws {
         self.options = options
-        root = URL(fileURLWithPath: options.directory).appendingPathComponent(options.name ?? name).path
+        let stateName = options.name ?? name
+        root = URL(fileURLWithPath: options.directory).appendingPathComponent(stateName).path
         self.logger = logger
+        if options.changelog {
+            let changelogTopic = "\(stateName)-\(topic)-changelog"
+            changelog = try ChangelogWriter(topic: changelogTopic, client: client, logger: logger)
+            restorer = ChangelogRestorer(topic: changelogTopic, client: client, policy: options.onStateMismatch, logger: logger)
+        } else {
+            changelog = nil
+            restorer = nil
+        }
     }
 
     /// Opens the partitions' state; returns, for those that have a checkpoint, the offset to
@@ -55,6 +78,7 @@ final class StateStores: Sendable {
         for partition in partitions {
             do {
                 let opened = try openPartition(partition)
+                try restorer?.restore(opened)
                 if let checkpoint = try opened.checkpoint {
                     offsets[partition] = checkpoint
                     logger.info(
