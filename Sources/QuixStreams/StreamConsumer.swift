@@ -25,6 +25,7 @@ public final class StreamConsumer: Sendable {
         var onEvent: Handler<EventData>?
         var onClosed: Handler<StreamEndType>?
         var buffers: [ConsumerBuffer] = []
+        var lastPackage = ContinuousClock.now
     }
 
     init(id: String, partition: Int32, state: PartitionState? = nil) {
@@ -76,6 +77,9 @@ public final class StreamConsumer: Sendable {
         return buffer
     }
 
+    /// When the stream's last package arrived.
+    var lastPackage: ContinuousClock.Instant { state.withLock { $0.lastPackage } }
+
     /// The oldest package offset whose rows a buffer of this stream still holds.
     var oldestHeldOffset: Int64? { state.withLock { $0.buffers }.compactMap(\.oldestHeldOrigin).min() }
 
@@ -94,7 +98,10 @@ public final class StreamConsumer: Sendable {
     func deliver(
         _ message: DecodedMessage, offset: Int64, timestampMilliseconds: Int64?, onError: (any Error, String) -> Void
     ) async -> Bool {
-        let handlers = state.withLock { $0 }
+        let handlers = state.withLock { state in
+            state.lastPackage = .now
+            return state
+        }
         do {
             switch message {
             case .model(.streamProperties(let properties)):

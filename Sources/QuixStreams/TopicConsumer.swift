@@ -40,6 +40,7 @@ public final class TopicConsumer: Sendable {
     private let options: CommitOptions
     private let logger: Logger
     private let stores: StateStores?
+    private let idleStreamTimeout: Duration?
     private let handlers = Mutex(Handlers())
     private let progress = Mutex(Progress())
     private let lifecycle = Mutex(Lifecycle())
@@ -80,11 +81,15 @@ public final class TopicConsumer: Sendable {
     /// - Parameter state: where streams keep state (`StreamConsumer.state(_:)`). A partition's
     ///   state is checkpointed with its offsets, and an assigned partition resumes from its
     ///   state's checkpoint.
+    /// - Parameter closeIdleStreamsAfter: a stream with no package for this long ends as
+    ///   `Terminated` (its buffers release, its closed handler runs, and with
+    ///   `StateOptions.clearOnStreamEnd` its state is deleted); a later package starts it anew.
     public init(
         client: KafkaStreamingClient, topic: String, group: String?, startFrom: AutoOffsetReset = .latest,
-        commit: CommitOptions = CommitOptions(), state: StateOptions? = nil
+        commit: CommitOptions = CommitOptions(), state: StateOptions? = nil, closeIdleStreamsAfter: Duration? = nil
     ) throws {
         guard !topic.isEmpty else { throw StreamError(.invalidStreamID, "the topic name is empty") }
+        self.idleStreamTimeout = closeIdleStreamsAfter
         self.topic = topic
         self.group = group
         self.startFrom = startFrom
@@ -155,6 +160,9 @@ public final class TopicConsumer: Sendable {
         if options != .manual { try? await commitProcessed() }
         await consumer.close()
         await stores?.changelog?.close()
+        // Close the state environments: another process (or this one, later) may open them.
+        progress.withLock { $0.streams.removeAll() }
+        if let stores { stores.close(stores.openPartitions.map(\.partition)) }
     }
 
     /// Creates the state's changelog topic (compacted, one partition per input partition) when
@@ -222,6 +230,7 @@ public final class TopicConsumer: Sendable {
                 break
             }
             await expireBuffers()
+            await closeIdleStreams()
             await commitIfDue()
             if lifecycle.withLock({ $0.stopRequested }) || Task.isCancelled { break }
         }
@@ -243,6 +252,22 @@ public final class TopicConsumer: Sendable {
     private func expireBuffers() async {
         let now = ContinuousClock.now
         for stream in progress.withLock({ Array($0.streams.values) }) { await stream.expireBuffers(now: now, onError: report) }
+    }
+
+    /// Ends the streams that received nothing for `idleStreamTimeout`.
+    private func closeIdleStreams() async {
+        guard let timeout = idleStreamTimeout else { return }
+        let now = ContinuousClock.now
+        let idle = progress.withLock { progress in
+            let idle = progress.streams.values.filter { now - $0.lastPackage >= timeout }
+            for stream in idle { progress.streams[stream.streamID] = nil }
+            return idle
+        }
+        for stream in idle {
+            logger.debug("closing an idle stream", metadata: ["stream": "\(stream.streamID)"])
+            await stream.deliverClosed(.terminated, onError: report)
+            if stores?.options.clearOnStreamEnd == true { stream.clearState() }
+        }
     }
 
     /// The partitions' streams end here: their buffers release what they hold, then (for an
@@ -280,7 +305,11 @@ public final class TopicConsumer: Sendable {
 
     private func commitProcessed() async throws {
         var pending = progress.withLock { progress in
-            Self.committable(progress.processed, progress.streams).filter { progress.committed[$0.key] != $0.value }
+            // Also partitions whose offsets did not move but whose state changed (a stream closed
+            // for being idle cleared its state).
+            Self.committable(progress.processed, progress.streams).filter {
+                progress.committed[$0.key] != $0.value || stores?.partition($0.key)?.hasPendingChanges == true
+            }
         }
         guard !pending.isEmpty else { return }
         // A committing handler that fails (an output that could not be flushed) stops the commit.
@@ -327,7 +356,7 @@ public final class TopicConsumer: Sendable {
                 committable[partition] = last
             }
         }
-        return committable.filter { entry in progress.withLock { $0.committed[entry.key] != entry.value } }
+        return committable
     }
 
     /// Throws the first error of a partition whose state could not be opened: processing it

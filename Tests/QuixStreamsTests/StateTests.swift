@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import QuixKafka
 import QuixStreams
 import Synchronization
@@ -232,7 +235,117 @@ struct StateTests {
         #expect(error?.description.contains("but the changelog ends or restarts at 0") == true, "\(String(describing: error))")
         #expect(error?.description.contains("rebuild") == true)
     }
+
+    @Test("a stream idle longer than closeIdleStreamsAfter ends as Terminated, and its state is cleared")
+    func idleStreams() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("idle", partitions: 1)
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await produce(cluster, "idle", streams: ["quiet"], rows: 1...3)
+        let closed = Mutex([String]())
+        do {
+            let consumer = try TopicConsumer(
+                client: KafkaStreamingClient(brokers: cluster.bootstrapServers), topic: "idle", group: "g", startFrom: .earliest,
+                commit: CommitOptions(everyPackages: 1, interval: nil),
+                state: StateOptions(directory: directory, clearOnStreamEnd: true, changelog: false), closeIdleStreamsAfter: .seconds(1))
+            let summed = Mutex(0)
+            consumer.onStreamReceived { stream in
+                stream.onFrameReceived { stream, frame in
+                    try stream.state().update("sum", default: 0.0) { $0 += frame["v"]!.sum() ?? 0 }
+                    summed.withLock { $0 += 1 }
+                }
+                stream.onStreamClosed { stream, type in closed.withLock { $0.append("\(stream.streamID) \(type.rawValue)") } }
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await consumer.run() }
+                let clock = ContinuousClock()
+                let deadline = clock.now + .seconds(30)
+                while closed.withLock({ $0 }).isEmpty && clock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+                #expect(summed.withLock { $0 } == 3)
+                try await Task.sleep(for: .milliseconds(300))  // the clearing is checkpointed with the next commit
+                await consumer.close()
+                try await group.waitForAll()
+            }
+        }
+        #expect(closed.withLock { $0 } == ["quiet Terminated"])
+        #expect(try storedSums(directory).isEmpty, "the idle stream's state was cleared")
+    }
+
+    @Test(
+        "a disk that fills: checkpoints fail and say so, nothing is committed or lost, and they resume when space returns",
+        .enabled(if: canMountTmpfs, "needs root to mount a small tmpfs"))
+    func diskFull() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("big", partitions: 1)
+        try await produce(cluster, "big", streams: ["s"], rows: 1...60)
+        let mountPoint = temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        try #require(mount("tmpfs", mountPoint, "tmpfs", 0, "size=2m") == 0)
+        defer {
+            umount2(mountPoint, Int32(MNT_DETACH))
+            try? FileManager.default.removeItem(atPath: mountPoint)
+        }
+        let filler = mountPoint + "/filler"
+        try Data(count: 1_000_000).write(to: URL(fileURLWithPath: filler))
+
+        let client = KafkaStreamingClient(brokers: cluster.bootstrapServers) { $0.librdkafka["session.timeout.ms"] = "6000" }
+        let consumer = try TopicConsumer(
+            client: client, topic: "big", group: "g", startFrom: .earliest, commit: CommitOptions(everyPackages: 10, interval: .milliseconds(500)),
+            state: StateOptions(directory: mountPoint + "/state", changelog: false))
+        let errors = Mutex([String]())
+        let handled = Mutex(0)
+        consumer.onStreamReceived { stream in
+            stream.onFrameReceived { stream, frame in
+                let row = Int(frame["v"]![0]!)
+                try stream.state().set("row-\(row)", String(repeating: "\(row % 10)", count: 20_000))
+                handled.withLock { $0 += 1 }
+            }
+        }
+        consumer.onError { error, context in errors.withLock { $0.append("\(context): \(error)") } }
+        let probe = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: "g"))
+        let partition = TopicPartition("big", 0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await consumer.run() }
+            let clock = ContinuousClock()
+            var deadline = clock.now + .seconds(60)
+            while (handled.withLock { $0 } < 60 || errors.withLock { $0 }.isEmpty) && clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let refused = errors.withLock { $0 }
+            #expect(refused.contains { $0.contains("state checkpoint") && $0.contains("diskFull") }, "\(refused)")
+            let stuck = try await probe.committed([partition]).first?.offset ?? -1
+            #expect(stuck < 61, "offsets past the failed checkpoint were committed: \(stuck)")
+            // Space returns: the pending changes are written at the next commit.
+            try FileManager.default.removeItem(atPath: filler)
+            deadline = clock.now + .seconds(30)
+            while try await probe.committed([partition]).first?.offset != 61 && clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(try await probe.committed([partition]).first?.offset == 61)
+            await consumer.close()
+            try await group.waitForAll()
+        }
+        let entries = try StateInspector.partitions(under: mountPoint + "/state").flatMap { try StateInspector.entries(at: $0) }
+        #expect(entries.count == 60, "every row's value reached the state")
+        #expect(entries.allSatisfy { entry in
+            guard case .string(let value) = entry.value, let row = Int(entry.key.dropFirst(4)) else { return false }
+            return value == String(repeating: "\(row % 10)", count: 20_000)
+        })
+    }
 }
+
+/// Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN); tried once.
+private let canMountTmpfs: Bool = {
+    guard getuid() == 0 else { return false }
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tmpfs-probe-\(UUID().uuidString)").path
+    guard (try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)) != nil else { return false }
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    guard mount("tmpfs", path, "tmpfs", 0, "size=64k") == 0 else { return false }
+    umount2(path, Int32(MNT_DETACH))
+    return true
+}()
+
 
 extension UInt64 {
     fileprivate var littleEndianBytes: [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: self >> (8 * $0)) } }
