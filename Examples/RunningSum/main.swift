@@ -9,6 +9,7 @@
 import ArgumentParser
 import Foundation
 import QuixStreams
+import Synchronization
 
 @main
 struct RunningSum: AsyncParsableCommand {
@@ -22,6 +23,8 @@ struct RunningSum: AsyncParsableCommand {
     @Option(help: "Commit (and checkpoint the state) after this many packages.") var commitEvery = 5_000
     @Flag(help: "Sum gForceX as it is, not its absolute value (the README sums absolute values).") var signed = false
     @Option(name: .customLong("kafka"), help: "A librdkafka property, key=value (repeatable).") var kafkaProperties: [String] = []
+    @Flag(help: "Keep the sums in memory, not in the state store: not durable; it measures what the state costs.")
+    var inMemory = false
 
     func validate() throws {
         for property in kafkaProperties where !property.contains("=") {
@@ -41,19 +44,20 @@ struct RunningSum: AsyncParsableCommand {
         let consumer = try TopicConsumer(
             client: client, topic: input, group: group, startFrom: .earliest,
             commit: CommitOptions(everyPackages: commitEvery, interval: .seconds(5)),
-            state: StateOptions(directory: stateDir))
-        let signed = signed
+            state: inMemory ? nil : StateOptions(directory: stateDir))
+        let (signed, inMemory) = (signed, inMemory)
+        let memory = Mutex([String: Double]())
         consumer.onStreamReceived { stream in
             stream.onFrameReceived { stream, frame in
                 guard let values = frame["gForceX"] else { return }
-                let state = try stream.state()
-                var sum = try state.get("gForceX_sum", default: 0.0)
+                let state = inMemory ? nil : try stream.state()
+                var sum = try state?.get("gForceX_sum", default: 0.0) ?? memory.withLock { $0[stream.streamID, default: 0] }
                 var sums: [Double?] = []
                 for value in values {
                     if let value { sum += signed ? value : abs(value) }
                     sums.append(sum)
                 }
-                state.set("gForceX_sum", sum)
+                if let state { state.set("gForceX_sum", sum) } else { memory.withLock { $0[stream.streamID] = sum } }
                 var enriched = frame
                 enriched["gForceX_sum"] = NumericColumn(sums)
                 try await producer.getOrCreateStream(stream.streamID).publish(enriched)

@@ -155,12 +155,22 @@ public final class TopicConsumer: Sendable {
             }
             for waiter in waiters { waiter.resume() }
         }
-        try await createChangelogIfMissing()
-        try await Self.$running.withValue(ObjectIdentifier(self)) { try await readUntilStopped() }
+        do {
+            try await createChangelogIfMissing()
+            try await Self.$running.withValue(ObjectIdentifier(self)) { try await readUntilStopped() }
+        } catch {
+            await shutDown()  // leave the group, so the partitions go to a member that can work
+            throw error
+        }
         if options != .manual { try? await commitProcessed() }
+        await shutDown()
+    }
+
+    /// Closes the Kafka consumer (leaving the group), the changelog producer and the state
+    /// environments (another process, or this one later, may open them).
+    private func shutDown() async {
         await consumer.close()
         await stores?.changelog?.close()
-        // Close the state environments: another process (or this one, later) may open them.
         progress.withLock { $0.streams.removeAll() }
         if let stores { stores.close(stores.openPartitions.map(\.partition)) }
     }

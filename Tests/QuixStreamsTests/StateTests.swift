@@ -212,6 +212,35 @@ struct StateTests {
         #expect(try storedSums(directory) == ["s": 55])
     }
 
+    @Test("a corrupt environment stops the consumer (fail), or is moved aside and rebuilt from the changelog (rebuild)")
+    func corruptEnvironment() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("damaged", partitions: 1)
+        try cluster.createTopic("d-damaged-changelog", partitions: 1)
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await produce(cluster, "damaged", streams: ["a", "b"], rows: 1...10)
+        _ = try await runSums(cluster, "damaged", group: "g", state: StateOptions(directory: directory, name: "d"), packages: 20)
+        let environment = directory + "/d/damaged-0"
+        try Data((0..<8_192).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: URL(fileURLWithPath: environment + "/data.mdb"))
+        try await produce(cluster, "damaged", streams: ["a", "b"], rows: 11...12)
+
+        let failing = try TopicConsumer(
+            client: KafkaStreamingClient(brokers: cluster.bootstrapServers) { $0.librdkafka["session.timeout.ms"] = "6000" },
+            topic: "damaged", group: "g", startFrom: .earliest,
+            state: StateOptions(directory: directory, name: "d"))
+        let error = await #expect(throws: StreamStateError.self) { try await failing.run() }
+        #expect(error?.description.contains("is corrupt") == true && error?.description.contains(environment) == true, "\(String(describing: error))")
+
+        let handled = try await runSums(
+            cluster, "damaged", group: "g", state: StateOptions(directory: directory, name: "d", onStateMismatch: .rebuild), packages: 4)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(handled == 4)
+        #expect(try storedSums(directory + "/d/damaged-0") == ["a": 78, "b": 78], "rebuilt from the changelog, then the two new rows")
+        let aside = try FileManager.default.contentsOfDirectory(atPath: directory + "/d").filter { $0.hasPrefix("damaged-0.corrupt-") }
+        #expect(aside.count == 1, "the corrupt environment is kept beside it")
+    }
+
     @Test("a changelog shorter than the local state stops the consumer, saying what it found")
     func mismatchFails() async throws {
         let directory = temporaryDirectory()

@@ -105,9 +105,32 @@ final class StateStores: Sendable {
             return open
         }
         let directory = URL(fileURLWithPath: root).appendingPathComponent("\(partition.topic)-\(partition.partition)").path
-        let opened = try PartitionState(directory: directory, partition: partition)
+        let opened: PartitionState
+        do {
+            opened = try PartitionState(directory: directory, partition: partition)
+        } catch let error as StateError where error.code == .corrupt {
+            opened = try rebuildCorrupt(directory, partition, error)
+        }
         state.withLock { $0.open[partition] = opened }
         return opened
+    }
+
+    /// A corrupt environment: with a changelog and `onStateMismatch: rebuild`, it is moved
+    /// aside (kept for a post-mortem) and rebuilt from the changelog; otherwise the error
+    /// stands, with what to do.
+    private func rebuildCorrupt(_ directory: String, _ partition: TopicPartition, _ error: StateError) throws -> PartitionState {
+        guard restorer != nil, options.onStateMismatch == .rebuild else {
+            throw StreamStateError(
+                .storage,
+                "the state of \(partition) at \(directory) is corrupt; with a changelog, onStateMismatch: rebuild rebuilds it",
+                underlying: error)
+        }
+        let aside = directory + ".corrupt-\(Int(Date().timeIntervalSince1970))"
+        try FileManager.default.moveItem(atPath: directory, toPath: aside)
+        logger.warning(
+            "corrupt state moved aside; rebuilding it from the changelog",
+            metadata: ["state.path": "\(directory)", "moved.to": "\(aside)", "error": "\(error)"])
+        return try PartitionState(directory: directory, partition: partition)
     }
 
     func partition(_ partition: TopicPartition) -> PartitionState? {
