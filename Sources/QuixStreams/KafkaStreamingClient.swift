@@ -25,6 +25,31 @@ public final class KafkaStreamingClient: Sendable {
     public func topicProducer(_ topic: String, codec: TimeseriesCodec = .json) throws -> TopicProducer {
         try TopicProducer(client: self, topic: topic, codec: codec)
     }
+
+    /// Creates `topic` if it does not exist, with `partitions` partitions and topic `configs`
+    /// (such as `["cleanup.policy": "compact"]`); returns whether it created it. Call it before
+    /// making a producer or consumer of a topic that may be missing. Where CreateTopics is not
+    /// available (the mock cluster has no controller) it throws the broker's error.
+    @discardableResult
+    public func createTopicIfMissing(
+        _ topic: String, partitions: Int32, replicationFactor: Int32 = -1, configs: [String: String] = [:],
+        timeout: Duration = .seconds(30)
+    ) async throws -> Bool {
+        try await Self.createTopicIfMissing(
+            NewTopic(name: topic, partitions: partitions, replicationFactor: replicationFactor, configs: configs), settings: settings,
+            timeout: timeout, logger: logger)
+    }
+
+    @discardableResult
+    static func createTopicIfMissing(_ topic: NewTopic, settings: KafkaClientSettings, timeout: Duration, logger: Logger) async throws -> Bool {
+        var adminSettings = AdminSettings(client: settings)
+        adminSettings.requestTimeout = timeout
+        let admin = try KafkaAdmin(settings: adminSettings, logger: logger)
+        if let existing = try? await admin.metadata(topic: topic.name).first, !existing.partitions.isEmpty { return false }
+        try await admin.createTopics([topic])
+        logger.info("topic created", metadata: ["topic": "\(topic.name)", "partitions": "\(topic.partitions)"])
+        return true
+    }
 }
 
 /// Writes the streams of one topic.

@@ -180,21 +180,19 @@ public final class TopicConsumer: Sendable {
     /// it says so and goes on: the topic may be created on first use.
     private func createChangelogIfMissing() async throws {
         guard let changelog = stores?.changelog else { return }
-        var settings = AdminSettings(client: clientSettings)
-        settings.requestTimeout = .seconds(5)
-        let admin = try KafkaAdmin(settings: settings)
-        if let existing = try? await admin.metadata(topic: changelog.topic).first, !existing.partitions.isEmpty { return }
+        let admin = try KafkaAdmin(settings: AdminSettings(client: clientSettings))
         guard let input = try await admin.metadata(topic: topic).first else {
             throw StreamError(.invalidStreamID, "topic \"\(topic)\" does not exist")
         }
+        let partitions = Int32(input.partitions.count)
         do {
-            try await admin.createTopics([
-                NewTopic(name: changelog.topic, partitions: Int32(input.partitions.count), configs: ["cleanup.policy": "compact"])
-            ])
+            try await KafkaStreamingClient.createTopicIfMissing(
+                NewTopic(name: changelog.topic, partitions: partitions, configs: ["cleanup.policy": "compact"]), settings: clientSettings,
+                timeout: .seconds(5), logger: logger)
         } catch {
             logger.warning(
                 "could not create the changelog topic; create it, compacted, with one partition per input partition",
-                metadata: ["topic": "\(changelog.topic)", "partitions": "\(input.partitions.count)", "error": "\(error)"])
+                metadata: ["topic": "\(changelog.topic)", "partitions": "\(partitions)", "error": "\(error)"])
         }
     }
 
@@ -344,6 +342,7 @@ public final class TopicConsumer: Sendable {
     /// checkpoint fails (a full disk) commits nothing, keeps its changes and says so.
     private func checkpointState(_ pending: [TopicPartition: Int64], _ stores: StateStores) async -> [TopicPartition: Int64] {
         var committable: [TopicPartition: Int64] = [:]
+        var ready: [(partition: TopicPartition, state: PartitionState, offset: Int64)] = []
         for (partition, offset) in pending {
             guard let state = stores.partition(partition) else {
                 committable[partition] = offset
@@ -351,19 +350,36 @@ public final class TopicConsumer: Sendable {
             }
             let (processed, last) = progress.withLock { ($0.processed[partition], $0.stateCheckpoints[partition]) }
             if offset == processed {
-                do {
-                    var changelogOffset: Int64?
-                    if let changelog = stores.changelog {
-                        changelogOffset = try await changelog.publish(state.pendingEffects(), partition: partition.partition, checkpoint: offset)
-                    }
-                    try state.checkpoint(offset: offset, changelogOffset: changelogOffset)
-                    progress.withLock { $0.stateCheckpoints[partition] = offset }
-                    committable[partition] = offset
-                } catch {
-                    report(error, "the state checkpoint of \(partition) (its offsets are not committed until it succeeds)")
-                }
+                ready.append((partition, state, offset))
             } else if let last {
                 committable[partition] = last
+            }
+        }
+        // Every partition's changelog records go out together and are waited for once.
+        var markers: [TopicPartition: ChangelogWriter.Marker] = [:]
+        if let changelog = stores.changelog {
+            for entry in ready {
+                do {
+                    markers[entry.partition] = try await changelog.enqueue(
+                        entry.state.pendingEffects(), partition: entry.partition.partition, checkpoint: entry.offset)
+                } catch {
+                    report(error, "the changelog of \(entry.partition) (its offsets are not committed until it succeeds)")
+                }
+            }
+            do { try await changelog.flush() } catch { report(error, "flushing the changelog") }
+        }
+        for entry in ready {
+            do {
+                var changelogOffset: Int64?
+                if stores.changelog != nil {
+                    guard let marker = markers[entry.partition] else { continue }
+                    changelogOffset = try marker.offsetAfter()
+                }
+                try entry.state.checkpoint(offset: entry.offset, changelogOffset: changelogOffset)
+                progress.withLock { $0.stateCheckpoints[entry.partition] = entry.offset }
+                committable[entry.partition] = entry.offset
+            } catch {
+                report(error, "the state checkpoint of \(entry.partition) (its offsets are not committed until it succeeds)")
             }
         }
         return committable

@@ -148,6 +148,16 @@ struct StreamProducerTests {
         try await producer.close()
     }
 
+    @Test("createTopicIfMissing leaves an existing topic alone, and reports a broker that cannot create one")
+    func createTopicIfMissing() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("present", partitions: 2)
+        let client = KafkaStreamingClient(brokers: cluster.bootstrapServers)
+        #expect(try await client.createTopicIfMissing("present", partitions: 2) == false)
+        // The mock cluster has no controller: CreateTopics fails there, and says so.
+        await #expect(throws: KafkaError.self) { try await client.createTopicIfMissing("absent", partitions: 2, timeout: .seconds(2)) }
+    }
+
     @Test("bad use is refused with a clear error: empty or long ids, a type change, publishing after close")
     func badUse() async throws {
         let cluster = try MockCluster(brokers: 1)

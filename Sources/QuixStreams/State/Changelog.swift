@@ -61,20 +61,51 @@ final class ChangelogWriter: Sendable {
         producer = try KafkaProducer(settings: ProducerSettings(client: client), logger: logger)
     }
 
-    /// Produces `effects` and a marker for checkpoint `offset` to `partition`; returns the
-    /// changelog offset after the marker once everything is stored.
-    func publish(_ effects: [(key: [UInt8], value: [UInt8]?)], partition: Int32, checkpoint offset: Int64) async throws -> Int64 {
-        let failure = Mutex<KafkaError?>(nil)
-        for effect in effects {
-            try await producer.send(OutgoingMessage(topic: topic, key: effect.key, value: effect.value, partition: partition)) { report in
-                if let error = report.error { failure.withLock { $0 = $0 ?? error } }
+    /// The outcome of one partition's checkpoint records, known after `flush()`.
+    final class Marker: Sendable {
+        private let outcome = Mutex<(failure: KafkaError?, offset: Int64?)>((nil, nil))
+
+        fileprivate func record(_ report: DeliveryReport, isMarker: Bool) {
+            outcome.withLock { outcome in
+                if let error = report.error {
+                    outcome.failure = outcome.failure ?? error
+                } else if isMarker {
+                    outcome.offset = report.offset
+                }
             }
         }
-        let marker = try await producer.deliver(
-            OutgoingMessage(topic: topic, key: Changelog.markerKey, value: Changelog.markerValue(offset), partition: partition))
+
+        /// The changelog offset after the marker; throws if any record was not stored.
+        func offsetAfter() throws -> Int64 {
+            let (failure, offset) = outcome.withLock { $0 }
+            if let failure { throw failure }
+            guard let offset else {
+                throw StreamStateError(.storage, "the changelog marker has no delivery report; was the changelog flushed?")
+            }
+            return offset + 1
+        }
+    }
+
+    /// Queues `effects` and a marker for checkpoint `offset` to `partition`. The returned marker
+    /// tells, after `flush()`, where the marker landed or why the records were not stored.
+    func enqueue(_ effects: [(key: [UInt8], value: [UInt8]?)], partition: Int32, checkpoint offset: Int64) async throws -> Marker {
+        let marker = Marker()
+        for effect in effects {
+            try await producer.send(OutgoingMessage(topic: topic, key: effect.key, value: effect.value, partition: partition)) { report in
+                marker.record(report, isMarker: false)
+            }
+        }
+        try await producer.send(
+            OutgoingMessage(topic: topic, key: Changelog.markerKey, value: Changelog.markerValue(offset), partition: partition)
+        ) { report in
+            marker.record(report, isMarker: true)
+        }
+        return marker
+    }
+
+    /// Waits until every queued record has its delivery report.
+    func flush() async throws {
         try await producer.flush()
-        if let error = failure.withLock({ $0 }) { throw error }
-        return marker.offset + 1
     }
 
     func close() async { await producer.close() }
@@ -91,66 +122,83 @@ struct ChangelogRestorer {
     /// How long a restore waits for the next changelog record before it gives up.
     static let readTimeout: Duration = .seconds(30)
 
+    /// Restores the partitions together, with one consumer reading their changelog partitions
+    /// side by side until each reports its end.
     @available(*, noasync)
-    func restore(_ state: PartitionState) throws {
-        let partition = state.partition.partition
-        let local = try state.changelogOffset ?? 0
+    func restore(_ states: [PartitionState]) throws {
+        guard !states.isEmpty else { return }
+        var progress: [Int32: Progress] = [:]
+        for state in states { progress[state.partition.partition] = Progress(state: state, local: try state.changelogOffset ?? 0) }
         var settings = ConsumerSettings(client: client, group: nil)
         settings.reportPartitionEnd = true
         settings.startFrom = .earliest
         let consumer = try KafkaConsumer(settings: settings, logger: logger)  // closes when it goes away
-        try consumer.assign([TopicPartitionOffset(topic, partition, offset: local)])
+        try consumer.assign(progress.values.map { TopicPartitionOffset(topic, $0.state.partition.partition, offset: $0.local) })
 
-        var batch: [[UInt8]: [UInt8]?] = [:]
-        var read = 0
-        var applied = 0
         let started = ContinuousClock.now
-        reading: while true {
+        var rebuild: [PartitionState] = []
+        var open = Set(progress.keys)
+        while !open.isEmpty {
             guard let event = consumer.poll(timeout: Self.readTimeout) else {
-                throw StreamStateError(.storage, "restoring \(state.partition) from \(topic)[\(partition)]: no record for \(Self.readTimeout)")
+                throw StreamStateError(.storage, "restoring from \(topic): no record for \(Self.readTimeout) (partitions \(open.sorted()))")
             }
             switch event {
             case .messages(let messages):
                 for message in messages {
-                    if read == 0 && message.offset < local {
+                    guard open.contains(message.partition), var entry = progress[message.partition] else { continue }
+                    if entry.read == 0 && message.offset < entry.local {
                         // The changelog restarts below what the local state already holds.
-                        try mismatch(state, local: local, found: message.offset)
-                        return try restore(state)
+                        try mismatch(entry.state, local: entry.local, found: message.offset)
+                        rebuild.append(entry.state)
+                        open.remove(message.partition)
+                        continue
                     }
-                    read += 1
+                    entry.read += 1
                     let key = message.key ?? []
                     if key.elementsEqual(Changelog.markerKey) {
-                        guard let checkpoint = Changelog.markerOffset(message.value ?? []) else { continue }
-                        try state.applyRestored(batch, checkpoint: checkpoint, changelogOffset: message.offset + 1)
-                        applied += batch.count
-                        batch.removeAll(keepingCapacity: true)
+                        if let checkpoint = Changelog.markerOffset(message.value ?? []) {
+                            try entry.state.applyRestored(entry.batch, checkpoint: checkpoint, changelogOffset: message.offset + 1)
+                            entry.applied += entry.batch.count
+                            entry.batch.removeAll(keepingCapacity: true)
+                        }
                     } else if Changelog.parse(key) != nil {
-                        batch[Array(key)] = message.value.map(Array.init)
+                        entry.batch[Array(key)] = message.value.map(Array.init)
                     }
-                    if read % 100_000 == 0 {
-                        logger.info("restoring state", metadata: ["kafka.partition": "\(state.partition)", "records": "\(read)"])
+                    progress[message.partition] = entry
+                    if entry.read % 100_000 == 0 {
+                        logger.info("restoring state", metadata: ["kafka.partition": "\(entry.state.partition)", "records": "\(entry.read)"])
                     }
                 }
             case .partitionEnd(let end):
-                if read == 0 && end.offset < local {
-                    try mismatch(state, local: local, found: end.offset)
-                    return try restore(state)
+                guard open.contains(end.partition), let entry = progress[end.partition] else { continue }
+                open.remove(end.partition)
+                if entry.read == 0 && end.offset < entry.local {
+                    try mismatch(entry.state, local: entry.local, found: end.offset)
+                    rebuild.append(entry.state)
+                } else if entry.read > 0 {
+                    logger.info(
+                        "state restored from the changelog",
+                        metadata: [
+                            "kafka.partition": "\(entry.state.partition)", "records": "\(entry.read)", "applied": "\(entry.applied)",
+                            "discarded": "\(entry.batch.count)", "seconds": "\(ContinuousClock.now - started)",
+                        ])
                 }
-                break reading
             case .error(let error):
                 logger.warning("reading the changelog", metadata: ["topic": "\(topic)", "error": "\(error)"])
             case .assigned, .revoked, .lost, .idle:
                 break
             }
         }
-        if read > 0 {
-            logger.info(
-                "state restored from the changelog",
-                metadata: [
-                    "kafka.partition": "\(state.partition)", "records": "\(read)", "applied": "\(applied)",
-                    "discarded": "\(batch.count)", "seconds": "\(ContinuousClock.now - started)",
-                ])
-        }
+        try restore(rebuild)  // the partitions reset by onStateMismatch: rebuild, from the beginning
+    }
+
+    /// One partition's restore: where it started, what it read, the records since its last marker.
+    private struct Progress {
+        let state: PartitionState
+        let local: Int64
+        var read = 0
+        var applied = 0
+        var batch: [[UInt8]: [UInt8]?] = [:]
     }
 
     /// The changelog holds less than the local state: apply the policy.

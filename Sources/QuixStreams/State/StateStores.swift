@@ -74,20 +74,32 @@ final class StateStores: Sendable {
     /// Opens the partitions' state; returns, for those that have a checkpoint, the offset to
     /// resume from. A partition whose state cannot be opened is recorded in `takeFailures`.
     func open(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
-        var offsets: [TopicPartition: Int64] = [:]
+        var opened: [PartitionState] = []
         for partition in partitions {
             do {
-                let opened = try openPartition(partition)
-                try restorer?.restore(opened)
-                if let checkpoint = try opened.checkpoint {
-                    offsets[partition] = checkpoint
-                    logger.info(
-                        "state opened; resuming from its checkpoint",
-                        metadata: ["state.path": "\(opened.environment.path)", "kafka.partition": "\(partition)", "offset": "\(checkpoint)"])
-                }
+                opened.append(try openPartition(partition))
             } catch {
                 logger.error("state could not be opened", metadata: ["kafka.partition": "\(partition)", "error": "\(error)"])
                 state.withLock { $0.failures[partition] = error }
+            }
+        }
+        do {
+            try restorer?.restore(opened)
+        } catch {
+            logger.error("state could not be restored", metadata: ["partitions": "\(partitions)", "error": "\(error)"])
+            state.withLock { registry in for partition in opened { registry.failures[partition.partition] = error } }
+            return [:]
+        }
+        var offsets: [TopicPartition: Int64] = [:]
+        for partition in opened {
+            do {
+                guard let checkpoint = try partition.checkpoint else { continue }
+                offsets[partition.partition] = checkpoint
+                logger.info(
+                    "state opened; resuming from its checkpoint",
+                    metadata: ["state.path": "\(partition.environment.path)", "kafka.partition": "\(partition.partition)", "offset": "\(checkpoint)"])
+            } catch {
+                state.withLock { $0.failures[partition.partition] = error }
             }
         }
         return offsets
@@ -107,7 +119,7 @@ final class StateStores: Sendable {
         let directory = URL(fileURLWithPath: root).appendingPathComponent("\(partition.topic)-\(partition.partition)").path
         let opened: PartitionState
         do {
-            opened = try PartitionState(directory: directory, partition: partition)
+            opened = try PartitionState(directory: directory, partition: partition, changelogged: restorer != nil)
         } catch let error as StateError where error.code == .corrupt {
             opened = try rebuildCorrupt(directory, partition, error)
         }
@@ -130,7 +142,7 @@ final class StateStores: Sendable {
         logger.warning(
             "corrupt state moved aside; rebuilding it from the changelog",
             metadata: ["state.path": "\(directory)", "moved.to": "\(aside)", "error": "\(error)"])
-        return try PartitionState(directory: directory, partition: partition)
+        return try PartitionState(directory: directory, partition: partition, changelogged: true)
     }
 
     func partition(_ partition: TopicPartition) -> PartitionState? {
