@@ -145,7 +145,7 @@ struct ChangelogRestorer {
             switch event {
             case .messages(let messages):
                 for message in messages {
-                    guard open.contains(message.partition), var entry = progress[message.partition] else { continue }
+                    guard open.contains(message.partition), let entry = progress[message.partition] else { continue }
                     if entry.read == 0 && message.offset < entry.local {
                         // The changelog restarts below what the local state already holds.
                         try mismatch(entry.state, local: entry.local, found: message.offset)
@@ -164,7 +164,6 @@ struct ChangelogRestorer {
                     } else if Changelog.parse(key) != nil {
                         entry.batch[Array(key)] = message.value.map(Array.init)
                     }
-                    progress[message.partition] = entry
                     if entry.read % 100_000 == 0 {
                         logger.info("restoring state", metadata: ["kafka.partition": "\(entry.state.partition)", "records": "\(entry.read)"])
                     }
@@ -192,13 +191,20 @@ struct ChangelogRestorer {
         try restore(rebuild)  // the partitions reset by onStateMismatch: rebuild, from the beginning
     }
 
-    /// One partition's restore: where it started, what it read, the records since its last marker.
-    private struct Progress {
+    /// One partition's restore: where it started, what it read, the records since its last
+    /// marker. A class: the batch grows in place (a struct copied out of the table and back
+    /// copied the whole batch on every record).
+    private final class Progress {
         let state: PartitionState
         let local: Int64
         var read = 0
         var applied = 0
         var batch: [[UInt8]: [UInt8]?] = [:]
+
+        init(state: PartitionState, local: Int64) {
+            self.state = state
+            self.local = local
+        }
     }
 
     /// The changelog holds less than the local state: apply the policy.
