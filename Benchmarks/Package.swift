@@ -32,6 +32,15 @@ let package = Package(
             ],
             path: "Benchmarks/ProtocolBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]),
+        // State get+put per message: `swift package --package-path Benchmarks benchmark --target StateBenchmarks`.
+        .executableTarget(
+            name: "StateBenchmarks",
+            dependencies: [
+                .product(name: "QuixStreams", package: quixd),
+                .product(name: "Benchmark", package: "package-benchmark"),
+            ],
+            path: "Benchmarks/StateBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]),
     ],
     swiftLanguageModes: [.v6]
 )
