@@ -215,6 +215,7 @@ public final class TopicConsumer: Sendable {
             switch event {
             case .messages(let batch):
                 for message in batch {
+                    try stores?.checkResume(message.topicPartition, firstOffset: message.offset)
                     let ready = assembler.add(
                         partition: message.partition, key: message.key.map(Array.init), offset: message.offset,
                         timestampMilliseconds: message.timestampMilliseconds, value: message.value ?? [])

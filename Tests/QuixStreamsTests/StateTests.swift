@@ -241,6 +241,32 @@ struct StateTests {
         #expect(aside.count == 1, "the corrupt environment is kept beside it")
     }
 
+    @Test("a checkpoint older than the partition's oldest message stops the consumer, saying how many messages it missed")
+    func agedOutInput() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("aged", partitions: 1)
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await produce(cluster, "aged", streams: ["s"], rows: 1...5)
+        _ = try await runSums(cluster, "aged", group: "g", state: StateOptions(directory: directory, changelog: false), packages: 5)
+        // The mock keeps about 5 MB per partition: with 7 MB more, the oldest messages, the
+        // checkpoint's included, go, as retention would delete them.
+        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let filler = [UInt8](repeating: 0x2E, count: 10_000)
+        for _ in 0..<700 { try await producer.send(OutgoingMessage(topic: "aged", key: Array("s".utf8), value: filler)) }
+        try await producer.flush()
+        let low = try await KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil))
+            .watermarks(TopicPartition("aged", 0)).low
+        try #require(low > 6, "the mock kept every message (low watermark \(low)): nothing aged out")
+
+        let consumer = try TopicConsumer(
+            client: KafkaStreamingClient(brokers: cluster.bootstrapServers) { $0.librdkafka["session.timeout.ms"] = "6000" },
+            topic: "aged", group: "g", startFrom: .earliest, state: StateOptions(directory: directory, changelog: false))
+        let error = await #expect(throws: StreamStateError.self) { try await consumer.run() }
+        #expect(error?.description.contains("was checkpointed at offset 6, but the partition now starts at \(low)") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("\(low - 6) messages were deleted") == true)
+    }
+
     @Test("a changelog shorter than the local state stops the consumer, saying what it found")
     func mismatchFails() async throws {
         let directory = temporaryDirectory()

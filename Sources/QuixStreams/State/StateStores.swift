@@ -50,6 +50,9 @@ final class StateStores: Sendable {
         /// reopening one reuses it, as LMDB allows one environment per directory and process.
         var closed: [TopicPartition: WeakPartition] = [:]
         var failures: [TopicPartition: any Error] = [:]
+        /// Where each partition resumes from its state's checkpoint, until its first message
+        /// shows whether that offset still exists.
+        var resumes: [TopicPartition: Int64] = [:]
     }
 
     private struct WeakPartition {
@@ -95,6 +98,7 @@ final class StateStores: Sendable {
             do {
                 guard let checkpoint = try partition.checkpoint else { continue }
                 offsets[partition.partition] = checkpoint
+                state.withLock { $0.resumes[partition.partition] = checkpoint }
                 logger.info(
                     "state opened; resuming from its checkpoint",
                     metadata: ["state.path": "\(partition.environment.path)", "kafka.partition": "\(partition.partition)", "offset": "\(checkpoint)"])
@@ -145,6 +149,20 @@ final class StateStores: Sendable {
         return try PartitionState(directory: directory, partition: partition, changelogged: true)
     }
 
+    /// Checks a partition's first message after it resumed from its state's checkpoint: if it
+    /// comes after the checkpoint, the messages in between were deleted (retention) before they
+    /// were processed, and the state misses them. `fail` stops with that explanation; `rebuild`
+    /// says so and goes on with what is left.
+    func checkResume(_ partition: TopicPartition, firstOffset: Int64) throws {
+        guard let expected = state.withLock({ $0.resumes.removeValue(forKey: partition) }), firstOffset > expected else { return }
+        let what = "the state of \(partition) was checkpointed at offset \(expected), but the partition now starts at \(firstOffset): "
+            + "\(firstOffset - expected) messages were deleted (retention) before they were processed, and the state misses them"
+        guard options.onStateMismatch == .rebuild else {
+            throw StreamStateError(.storage, what + "; set onStateMismatch to rebuild to go on without them")
+        }
+        logger.warning("state mismatch: going on without the deleted messages", metadata: ["what": "\(what)"])
+    }
+
     func partition(_ partition: TopicPartition) -> PartitionState? {
         state.withLock { $0.open[partition] }
     }
@@ -163,6 +181,7 @@ final class StateStores: Sendable {
     func close(_ partitions: [TopicPartition]) {
         state.withLock { registry in
             for partition in partitions {
+                registry.resumes[partition] = nil
                 guard let closing = registry.open.removeValue(forKey: partition) else { continue }
                 closing.discardPending()
                 registry.closed[partition] = WeakPartition(partition: closing)
