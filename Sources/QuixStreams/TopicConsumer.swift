@@ -43,6 +43,8 @@ public final class TopicConsumer: Sendable {
     private let idleStreamTimeout: Duration?
     private let handlers = Mutex(Handlers())
     private let progress = Mutex(Progress())
+    /// One commit at a time: `commit()` may be called from another task while `run()` commits.
+    private let commitOrder = AsyncSerialLock()
     private let lifecycle = Mutex(Lifecycle())
 
     /// How often `run()` gets control while no message arrives (buffer timeouts, interval
@@ -313,6 +315,10 @@ public final class TopicConsumer: Sendable {
     }
 
     private func commitProcessed() async throws {
+        try await commitOrder.withLock { try await commitInOrder() }
+    }
+
+    private func commitInOrder() async throws {
         var pending = progress.withLock { progress in
             // Also partitions whose offsets did not move but whose state changed (a stream closed
             // for being idle cleared its state).
