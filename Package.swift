@@ -19,6 +19,9 @@ let package = Package(
         // OrderedDictionary: the 0.5 format's maps (columns, metadata, tags) keep their order,
         // and re-encoding must reproduce it byte for byte.
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        // YAML for pipeline files and the daemon config: Yams carries libyaml, and its composed
+        // nodes keep line and column, which every validation error reports.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -46,12 +49,17 @@ let package = Package(
                 "QuixKafka", "QuixProtocol", "QuixState",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]),
+        // Pipeline files: the model, YAML reading and validation.
+        .target(
+            name: "QuixPipeline",
+            dependencies: [.product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "quixd",
             dependencies: [
                 "QuixKafka",
                 "QuixProtocol",
                 "QuixStreams",
+                "QuixPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -79,6 +87,9 @@ let package = Package(
             name: "CheckpointProbe",
             dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tests/Programs/CheckpointProbe"),
+        .testTarget(
+            name: "QuixPipelineTests",
+            dependencies: ["QuixPipeline"]),
         .testTarget(
             name: "QuixStateTests",
             dependencies: ["QuixState"]),

@@ -1,0 +1,91 @@
+/// A pipeline file (`kind: Pipeline`, `apiVersion: quixd/v1`): read one topic, run stages per
+/// stream, write one topic. See DESIGN.md "quixd: files it reads".
+public struct Pipeline: Sendable, Hashable {
+    public var name: String
+    public var input: Input
+    public var stages: [Stage]
+    public var output: Output
+    public var delivery: Delivery
+    /// How often offsets and state are checkpointed.
+    public var checkpointInterval: Duration
+    public var changelog: Bool
+    public var onError: ErrorPolicy
+
+    public struct Input: Sendable, Hashable {
+        public var topic: String
+        public var consumerGroup: String
+        public var format: DataFormat
+        public var startFrom: StartFrom
+    }
+
+    public struct Stage: Sendable, Hashable {
+        public var id: String
+        /// A built-in stage or one compiled in from its own target.
+        public var uses: String
+        /// The stage's options, checked by the stage itself.
+        public var options: [String: ConfigValue]
+    }
+
+    public struct Output: Sendable, Hashable {
+        public var topic: String
+        public var format: DataFormat
+        public var buffer: Buffer
+    }
+
+    /// Output buffering: the 0.5 time-series buffer's conditions.
+    public struct Buffer: Sendable, Hashable {
+        public var packetSize: Int?
+        public var timeSpan: Duration?
+        public var timeout: Duration?
+    }
+
+    public enum DataFormat: String, Sendable, Hashable, CaseIterable {
+        case quix, json, raw
+    }
+
+    public enum StartFrom: String, Sendable, Hashable, CaseIterable {
+        case earliest, latest
+    }
+
+    public enum Delivery: String, Sendable, Hashable, CaseIterable {
+        case atLeastOnce = "at-least-once"
+        case exactlyOnce = "exactly-once"
+    }
+
+    public struct ErrorPolicy: Sendable, Hashable {
+        public enum Kind: String, Sendable, Hashable, CaseIterable {
+            case deadLetter = "dead-letter", skip, stop
+        }
+
+        public var kind: Kind
+        /// The dead-letter topic.
+        public var topic: String?
+    }
+}
+
+/// A free-form value of a pipeline file (a stage's options), with where it was written.
+public struct ConfigValue: Sendable, Hashable {
+    public indirect enum Kind: Sendable, Hashable {
+        case scalar(String)
+        case list([ConfigValue])
+        case map([String: ConfigValue])
+    }
+
+    public var kind: Kind
+    public var line: Int
+    public var column: Int
+
+    public init(_ kind: Kind, line: Int, column: Int) {
+        self.kind = kind
+        self.line = line
+        self.column = column
+    }
+}
+
+/// The stages quixd has compiled in, by the name `uses:` gives. The stage registry will list
+/// them with their option schemas; until then validation knows their names.
+public enum KnownStages {
+    public static let names = [
+        "filter", "compute", "select", "drop", "rename", "rolling", "window", "cumulative", "event", "throttle", "speeding-ticket",
+    ]
+}

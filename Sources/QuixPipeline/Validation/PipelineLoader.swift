@@ -1,0 +1,184 @@
+import Foundation
+import Yams
+
+/// Reads pipeline files: YAML parsed with Yams, `${VAR}` interpolation, and a check of every
+/// key that reports all mistakes at once, each with file, line, column and key path.
+public enum PipelineLoader {
+    public static let apiVersion = "quixd/v1"
+
+    /// Reads and checks the pipeline file at `path`.
+    public static func load(file path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigErrors) -> Pipeline {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ConfigErrors(errors: [ConfigError(file: path, line: 0, column: 0, keyPath: "", message: "no such file")])
+        }
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigErrors(errors: [ConfigError(file: path, line: 0, column: 0, keyPath: "", message: "cannot read the file: \(error.localizedDescription)")])
+        }
+        return try parse(text, file: path, environment: environment)
+    }
+
+    /// Checks the pipeline written in `text` (`file` names it in errors).
+    public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws(ConfigErrors) -> Pipeline {
+        let root: Node
+        do {
+            guard let composed = try Yams.compose(yaml: text) else {
+                throw ConfigErrors(errors: [ConfigError(file: file, line: 0, column: 0, keyPath: "", message: "the file is empty")])
+            }
+            root = composed
+        } catch let errors as ConfigErrors {
+            throw errors
+        } catch let error as YamlError {
+            throw ConfigErrors(errors: [syntaxError(error, file)])
+        } catch {
+            throw ConfigErrors(errors: [ConfigError(file: file, line: 0, column: 0, keyPath: "", message: "not YAML: \(error)")])
+        }
+        var reader = NodeReader(file: file, environment: environment)
+        let pipeline = read(root, &reader)
+        guard reader.errors.isEmpty, let pipeline else {
+            throw ConfigErrors(errors: reader.errors.sorted { ($0.line, $0.column) < ($1.line, $1.column) })
+        }
+        return pipeline
+    }
+
+    private static func syntaxError(_ error: YamlError, _ file: String) -> ConfigError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            ConfigError(file: file, line: mark.line, column: mark.column, keyPath: "", message: "YAML syntax: \(problem)")
+        default:
+            ConfigError(file: file, line: 0, column: 0, keyPath: "", message: "YAML syntax: \(error)")
+        }
+    }
+
+    private static func read(_ root: Node, _ reader: inout NodeReader) -> Pipeline? {
+        guard let top = reader.mapping(root, "", allowed: ["apiVersion", "kind", "metadata", "spec"], required: ["apiVersion", "kind", "metadata", "spec"])
+        else { return nil }
+        if let node = top["apiVersion"], let version = reader.string(node, "apiVersion"), version != apiVersion {
+            reader.fail(node, "apiVersion", "expected \(apiVersion), found \"\(version)\"")
+        }
+        if let node = top["kind"], let kind = reader.string(node, "kind"), kind != "Pipeline" {
+            reader.fail(node, "kind", "expected Pipeline, found \"\(kind)\"")
+        }
+        var name: String?
+        if let node = top["metadata"], let metadata = reader.mapping(node, "metadata", allowed: ["name"], required: ["name"]),
+            let nameNode = metadata["name"], let text = reader.nonEmptyString(nameNode, "metadata.name")
+        {
+            if text.count <= 63, text.allSatisfy({ ($0.isLetter && $0.isLowercase) || $0.isNumber || $0 == "-" }), text.first != "-" {
+                name = text
+            } else {
+                reader.fail(nameNode, "metadata.name", "expected lowercase letters, digits and dashes (at most 63), found \"\(text)\"")
+            }
+        }
+        guard let specNode = top["spec"],
+            let spec = reader.mapping(
+                specNode, "spec", allowed: ["input", "stages", "output", "delivery", "checkpoint", "state", "onError"],
+                required: ["input", "stages", "output"])
+        else { return nil }
+        let input = spec["input"].flatMap { readInput($0, name, &reader) }
+        let stages = spec["stages"].flatMap { readStages($0, &reader) }
+        let output = spec["output"].flatMap { readOutput($0, &reader) }
+        let delivery = spec["delivery"].map { reader.choice($0, "spec.delivery", Pipeline.Delivery.self) } ?? .atLeastOnce
+        var interval: Duration? = .seconds(1)
+        if let node = spec["checkpoint"], let checkpoint = reader.mapping(node, "spec.checkpoint", allowed: ["interval"]) {
+            interval = checkpoint["interval"].map { reader.duration($0, "spec.checkpoint.interval") } ?? interval
+        }
+        var changelog: Bool? = true
+        if let node = spec["state"], let state = reader.mapping(node, "spec.state", allowed: ["changelog"]) {
+            changelog = state["changelog"].map { reader.bool($0, "spec.state.changelog") } ?? changelog
+        }
+        var onError: Pipeline.ErrorPolicy? = Pipeline.ErrorPolicy(kind: .stop, topic: nil)
+        if let node = spec["onError"] {
+            onError = readErrorPolicy(node, &reader)
+        }
+        guard let name, let input, let stages, let output, let delivery, let interval, let changelog, let onError else { return nil }
+        return Pipeline(
+            name: name, input: input, stages: stages, output: output, delivery: delivery, checkpointInterval: interval,
+            changelog: changelog, onError: onError)
+    }
+
+    private static func readInput(_ node: Node, _ name: String?, _ reader: inout NodeReader) -> Pipeline.Input? {
+        guard let input = reader.mapping(node, "spec.input", allowed: ["topic", "consumerGroup", "format", "startFrom"], required: ["topic"])
+        else { return nil }
+        let topic = input["topic"].flatMap { reader.nonEmptyString($0, "spec.input.topic") }
+        let group = input["consumerGroup"].map { reader.nonEmptyString($0, "spec.input.consumerGroup") } ?? name
+        let format = input["format"].map { reader.choice($0, "spec.input.format", Pipeline.DataFormat.self) } ?? .quix
+        let startFrom = input["startFrom"].map { reader.choice($0, "spec.input.startFrom", Pipeline.StartFrom.self) } ?? .earliest
+        guard let topic, let group, let format, let startFrom else { return nil }
+        return Pipeline.Input(topic: topic, consumerGroup: group, format: format, startFrom: startFrom)
+    }
+
+    private static func readStages(_ node: Node, _ reader: inout NodeReader) -> [Pipeline.Stage]? {
+        guard let items = reader.sequence(node, "spec.stages") else { return nil }
+        var stages: [Pipeline.Stage] = []
+        var ids: Set<String> = []
+        var complete = true
+        for (index, item) in items.enumerated() {
+            let path = "spec.stages[\(index)]"
+            guard let stage = reader.mapping(item, path, allowed: ["id", "uses", "with"], required: ["id", "uses"]) else {
+                complete = false
+                continue
+            }
+            let id = stage["id"].flatMap { reader.nonEmptyString($0, "\(path).id") }
+            if let id, let idNode = stage["id"], !ids.insert(id).inserted {
+                reader.fail(idNode, "\(path).id", "\"\(id)\" is the id of an earlier stage; ids must be unique")
+            }
+            var uses = stage["uses"].flatMap { reader.nonEmptyString($0, "\(path).uses") }
+            if let name = uses, let usesNode = stage["uses"], !KnownStages.names.contains(name) {
+                let hint = nearest(name, in: KnownStages.names).map { "did you mean \"\($0)\"? " } ?? ""
+                reader.fail(usesNode, "\(path).uses", "no stage named \"\(name)\"; \(hint)known stages: \(KnownStages.names.joined(separator: ", "))")
+                uses = nil
+            }
+            var options: [String: ConfigValue]? = [:]
+            if let withNode = stage["with"] {
+                if case .map(let entries) = reader.value(withNode, "\(path).with")?.kind {
+                    options = entries
+                } else {
+                    reader.fail(withNode, "\(path).with", "expected a mapping of the stage's options")
+                    options = nil
+                }
+            }
+            guard let id, let uses, let options else {
+                complete = false
+                continue
+            }
+            stages.append(Pipeline.Stage(id: id, uses: uses, options: options))
+        }
+        if items.isEmpty { reader.fail(node, "spec.stages", "expected at least one stage") }
+        return complete && !items.isEmpty ? stages : nil
+    }
+
+    private static func readOutput(_ node: Node, _ reader: inout NodeReader) -> Pipeline.Output? {
+        guard let output = reader.mapping(node, "spec.output", allowed: ["topic", "format", "buffer"], required: ["topic"]) else { return nil }
+        let topic = output["topic"].flatMap { reader.nonEmptyString($0, "spec.output.topic") }
+        let format = output["format"].map { reader.choice($0, "spec.output.format", Pipeline.DataFormat.self) } ?? .quix
+        var buffer: Pipeline.Buffer? = Pipeline.Buffer()
+        if let bufferNode = output["buffer"],
+            let entries = reader.mapping(bufferNode, "spec.output.buffer", allowed: ["packetSize", "timeSpan", "timeout"])
+        {
+            let packetSize = entries["packetSize"].map { reader.int($0, "spec.output.buffer.packetSize", in: 1...1_000_000) }
+            let timeSpan = entries["timeSpan"].map { reader.duration($0, "spec.output.buffer.timeSpan") }
+            let timeout = entries["timeout"].map { reader.duration($0, "spec.output.buffer.timeout") }
+            if packetSize == .some(nil) || timeSpan == .some(nil) || timeout == .some(nil) {
+                buffer = nil
+            } else {
+                buffer = Pipeline.Buffer(packetSize: packetSize ?? nil, timeSpan: timeSpan ?? nil, timeout: timeout ?? nil)
+            }
+        }
+        guard let topic, let format, let buffer else { return nil }
+        return Pipeline.Output(topic: topic, format: format, buffer: buffer)
+    }
+
+    private static func readErrorPolicy(_ node: Node, _ reader: inout NodeReader) -> Pipeline.ErrorPolicy? {
+        guard let entries = reader.mapping(node, "spec.onError", allowed: ["policy", "topic"], required: ["policy"]),
+            let policyNode = entries["policy"], let kind = reader.choice(policyNode, "spec.onError.policy", Pipeline.ErrorPolicy.Kind.self)
+        else { return nil }
+        let topic = entries["topic"].flatMap { reader.nonEmptyString($0, "spec.onError.topic") }
+        if kind == .deadLetter && topic == nil && entries["topic"] == nil {
+            reader.fail(node, "spec.onError.topic", "missing; the dead-letter policy needs a topic")
+            return nil
+        }
+        return Pipeline.ErrorPolicy(kind: kind, topic: topic)
+    }
+}
