@@ -7,10 +7,13 @@ struct Validate: ParsableCommand {
         discussion: """
             Every mistake is reported on standard error as FILE:LINE:COLUMN: KEY PATH: what was \
             found and what was expected. Exits 0 when every file is valid, 2 otherwise. \
-            ${VAR} and ${VAR:default} are filled in from the environment, as quixd run does.
+            ${VAR} and ${VAR:default} are filled in from the environment, and --set overrides \
+            applied, as quixd run does.
             """)
 
     @Argument(help: "Pipeline files.") var files: [String]
+    @Option(name: .customLong("set"), help: "Override a key: path.to.key=value (repeatable), as quixd run takes it.")
+    var overrides: [String] = []
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("name at least one pipeline file") }
@@ -20,7 +23,7 @@ struct Validate: ParsableCommand {
         var failed = false
         for file in files {
             do {
-                let pipeline = try PipelineLoader.load(file: file)
+                let pipeline = try PipelineLoader.load(file: file, overrides: overrides)
                 print("\(file): ok (pipeline \(pipeline.name): \(pipeline.input.topic) → \(pipeline.stages.count) stages → \(pipeline.output.topic))")
             } catch {
                 failed = true

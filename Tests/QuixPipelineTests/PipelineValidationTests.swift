@@ -127,4 +127,33 @@ struct PipelineValidationTests {
             #"p.yaml:4:9: metadata.name: "${bad-name}" is not a variable reference; expected ${NAME} or ${NAME:default}"#
         ])
     }
+
+    @Test("--set overrides keys, adds missing ones, reaches into lists, and says what is wrong with a bad one")
+    func overrides() throws {
+        let pipeline = try PipelineLoader.parse(
+            example, file: "p.yaml",
+            overrides: [
+                "spec.input.topic=cars", "spec.output.buffer.timeout=2s", "spec.stages[1].with.window=30s",
+                "spec.delivery=exactly-once", "spec.output.buffer={packetSize: 5}",
+            ])
+        #expect(pipeline.input.topic == "cars" && pipeline.delivery == .exactlyOnce)
+        #expect(pipeline.stages[1].options["window"]?.kind == .scalar("30s"))
+        #expect(pipeline.output.buffer == Pipeline.Buffer(packetSize: 5, timeSpan: nil, timeout: nil), "a later --set replaces the whole buffer")
+        #expect(throws: Never.self) { try PipelineLoader.parse(example, file: "p.yaml", overrides: ["spec.output.buffer.timeout=2s"]) }
+
+        func failures(_ overrides: [String]) -> [String] {
+            do {
+                _ = try PipelineLoader.parse(example, file: "p.yaml", overrides: overrides)
+                return []
+            } catch {
+                return error.errors.map(\.description)
+            }
+        }
+        #expect(failures(["spec.input.topic"]) == ["--set: spec.input.topic: expected path.to.key=value"])
+        #expect(failures(["spec.stages[5].id=x"]) == ["--set: spec.stages[5].id=x: [5] is past the end of a list of 2"])
+        #expect(failures(["spec.input.topic.name=x"]) == [#"--set: spec.input.topic.name=x: "name" goes into a value that is not a mapping"#])
+        #expect(failures(["spec.delivery=twice"]) == [
+            #"p.yaml: spec.delivery: expected one of at-least-once | exactly-once, found "twice""#
+        ], "a bad value is caught by the same checks as the file's")
+    }
 }

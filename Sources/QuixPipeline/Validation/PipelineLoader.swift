@@ -6,8 +6,11 @@ import Yams
 public enum PipelineLoader {
     public static let apiVersion = "quixd/v1"
 
-    /// Reads and checks the pipeline file at `path`.
-    public static func load(file path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigErrors) -> Pipeline {
+    /// Reads and checks the pipeline file at `path`, with `overrides` (`path.to.key=value`,
+    /// as `--set` gives them) applied first.
+    public static func load(
+        file path: String, environment: [String: String] = ProcessInfo.processInfo.environment, overrides: [String] = []
+    ) throws(ConfigErrors) -> Pipeline {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ConfigErrors(errors: [ConfigError(file: path, line: 0, column: 0, keyPath: "", message: "no such file")])
         }
@@ -17,12 +20,14 @@ public enum PipelineLoader {
         } catch {
             throw ConfigErrors(errors: [ConfigError(file: path, line: 0, column: 0, keyPath: "", message: "cannot read the file: \(error.localizedDescription)")])
         }
-        return try parse(text, file: path, environment: environment)
+        return try parse(text, file: path, environment: environment, overrides: overrides)
     }
 
     /// Checks the pipeline written in `text` (`file` names it in errors).
-    public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws(ConfigErrors) -> Pipeline {
-        let root: Node
+    public static func parse(
+        _ text: String, file: String, environment: [String: String] = [:], overrides: [String] = []
+    ) throws(ConfigErrors) -> Pipeline {
+        var root: Node
         do {
             guard let composed = try Yams.compose(yaml: text) else {
                 throw ConfigErrors(errors: [ConfigError(file: file, line: 0, column: 0, keyPath: "", message: "the file is empty")])
@@ -35,6 +40,15 @@ public enum PipelineLoader {
         } catch {
             throw ConfigErrors(errors: [ConfigError(file: file, line: 0, column: 0, keyPath: "", message: "not YAML: \(error)")])
         }
+        var overrideErrors: [ConfigError] = []
+        for override in overrides {
+            do throws(ConfigError) {
+                try Override(override).apply(to: &root)
+            } catch {
+                overrideErrors.append(error)
+            }
+        }
+        guard overrideErrors.isEmpty else { throw ConfigErrors(errors: overrideErrors) }
         var reader = NodeReader(file: file, environment: environment)
         let pipeline = read(root, &reader)
         guard reader.errors.isEmpty, let pipeline else {
