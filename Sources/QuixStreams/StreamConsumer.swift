@@ -10,7 +10,8 @@ public final class StreamConsumer: Sendable {
     public let streamID: String
     /// The partition the stream is read from.
     public let partition: Int32
-    private let partitionState: PartitionState?
+    /// The state of the stream's partition, when the topic consumer keeps state.
+    let partitionState: PartitionState?
     private let state = Mutex(State())
 
     struct State: Sendable {

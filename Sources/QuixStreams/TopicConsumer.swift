@@ -199,6 +199,9 @@ public final class TopicConsumer: Sendable {
     }
 
     private func readUntilStopped() async throws {
+        // Stateful partitions whose first message is still to come: it shows whether the state's
+        // checkpoint still exists (checked once per assignment, not per message).
+        var awaitingFirstMessage: Set<Int32> = []
         if group == nil {
             let admin = try KafkaAdmin(settings: AdminSettings(client: clientSettings))
             guard let metadata = try await admin.metadata(topic: topic).first else {
@@ -208,6 +211,7 @@ public final class TopicConsumer: Sendable {
             let partitions = metadata.partitions.map { TopicPartition(topic, $0.id) }
             let checkpoints = stores?.open(partitions) ?? [:]
             try checkStateOpened()
+            if stores != nil { awaitingFirstMessage = Set(partitions.map(\.partition)) }
             try consumer.assign(partitions.map { TopicPartitionOffset($0, offset: checkpoints[$0] ?? start) })
         } else {
             try consumer.subscribe([topic])
@@ -217,7 +221,9 @@ public final class TopicConsumer: Sendable {
             switch event {
             case .messages(let batch):
                 for message in batch {
-                    try stores?.checkResume(message.topicPartition, firstOffset: message.offset)
+                    if !awaitingFirstMessage.isEmpty, awaitingFirstMessage.remove(message.partition) != nil {
+                        try stores?.checkResume(message.topicPartition, firstOffset: message.offset)
+                    }
                     let ready = assembler.add(
                         partition: message.partition, key: message.key.map(Array.init), offset: message.offset,
                         timestampMilliseconds: message.timestampMilliseconds, value: message.value ?? [])
@@ -232,9 +238,13 @@ public final class TopicConsumer: Sendable {
                 }
             case .revoked(let partitions), .lost(let partitions):
                 await revoke(partitions, orderly: { if case .revoked = event { true } else { false } }())
-                for partition in partitions { assembler.forget(partition: partition.partition) }
-            case .assigned:
+                for partition in partitions {
+                    assembler.forget(partition: partition.partition)
+                    awaitingFirstMessage.remove(partition.partition)
+                }
+            case .assigned(let partitions):
                 try checkStateOpened()
+                if stores != nil { awaitingFirstMessage.formUnion(partitions.map(\.partition)) }
             case .error(let error):
                 logger.warning("topic consumer", metadata: ["error": "\(error)", "topic": "\(topic)"])
             case .partitionEnd, .idle:
@@ -446,15 +456,15 @@ public final class TopicConsumer: Sendable {
             report(error, "stream \(id), partition \(package.partition), offset \(package.offset)")
             return
         }
-        let partitionState = stores?.partition(TopicPartition(topic, package.partition))
         let (stream, isNew) = progress.withLock { progress in
             if let known = progress.streams[id] { return (known, false) }
-            let stream = StreamConsumer(id: id, partition: package.partition, state: partitionState)
+            let stream = StreamConsumer(id: id, partition: package.partition, state: stores?.partition(TopicPartition(topic, package.partition)))
             progress.streams[id] = stream
             return (stream, true)
         }
         if isNew { handlers.withLock { $0.streamReceived }?(stream) }
         // A package whose handler throws leaves no state change behind.
+        let partitionState = stream.partitionState
         let savepoint = partitionState?.savepoint()
         var failed = false
         let ended = await stream.deliver(

@@ -44,13 +44,13 @@ func nearest(_ word: String, in candidates: [String]) -> String? {
 
 private func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a), b = Array(b)
-    var previous = Array(0...b.count)
-    for i in 1...max(a.count, 1) where !a.isEmpty {
-        var current = [i] + Array(repeating: 0, count: b.count)
-        for j in stride(from: 1, through: b.count, by: 1) {
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+    var previous = Array(0...b.count)  // distances from the first i characters of a
+    for (i, character) in a.enumerated() {
+        var current = [i + 1]
+        for j in b.indices {
+            current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (character == b[j] ? 0 : 1)))
         }
         previous = current
     }
-    return a.isEmpty ? b.count : previous[b.count]
+    return previous[b.count]
 }

@@ -59,7 +59,7 @@ final class PartitionState: Sendable {
     /// The next input offset whose effects are not in the stored state; nil for a new state.
     var checkpoint: Int64? {
         get throws {
-            try environment.readSync { txn in
+            try environment.read { txn in
                 try txn.get(Self.checkpointKey, in: meta).flatMap { Int(stateBytes: $0[...]) }.map(Int64.init)
             }
         }
@@ -68,7 +68,7 @@ final class PartitionState: Sendable {
     /// The changelog offset after the last checkpoint this state holds; nil when it never had one.
     var changelogOffset: Int64? {
         get throws {
-            try environment.readSync { txn in
+            try environment.read { txn in
                 try txn.get(Self.changelogKey, in: meta).flatMap { Int(stateBytes: $0[...]) }.map(Int64.init)
             }
         }
@@ -89,7 +89,7 @@ final class PartitionState: Sendable {
         if let pending { return pending }
         if cleared { return nil }
         guard let database = try database ?? existingDatabase(store) else { return nil }
-        return try environment.readSync { txn in try txn.get(key, in: database) }
+        return try environment.read { txn in try txn.get(key, in: database) }
     }
 
     /// Keys under `prefix` in `store`, in key order, with pending changes applied.
@@ -99,7 +99,7 @@ final class PartitionState: Sendable {
         }
         var keys = Set<[UInt8]>()
         if let database = try database ?? existingDatabase(store) {
-            try environment.readSync { txn in
+            try environment.read { txn in
                 try txn.forEach(in: database, prefix: prefix) { key, _ in
                     let key = Array(key)
                     if !cleared.contains(where: { key.starts(with: $0) }) { keys.insert(key) }
@@ -178,7 +178,7 @@ final class PartitionState: Sendable {
             case .deletePrefix(let store, let prefix):
                 for key in effects[store, default: [:]].keys where key.starts(with: prefix) { effects[store]![key] = .some(nil) }
                 if let database = try existingDatabase(store) {
-                    try environment.readSync { txn in
+                    try environment.read { txn in
                         try txn.forEach(in: database, prefix: prefix) { key, _ in
                             effects[store, default: [:]][Array(key)] = .some(nil)
                             return true
@@ -197,7 +197,7 @@ final class PartitionState: Sendable {
         let (changes, stores, storesChanged) = state.withLock { ($0.changes, $0.stores, $0.storesChanged) }
         var databases: [String: Database] = [:]
         for store in Set(changes.map(\.store)) { databases[store] = try database(store) }
-        try environment.writeSync { txn in
+        try environment.write { txn in
             for change in changes {
                 switch change {
                 case .put(let store, let key, let value): try txn.put(value, for: key, in: databases[store]!)
@@ -235,7 +235,7 @@ final class PartitionState: Sendable {
             state.stores.formUnion(grouped.keys)
             return state.stores
         }
-        try environment.writeSync { txn in
+        try environment.write { txn in
             for (store, entries) in grouped {
                 for (key, value) in entries {
                     if let value { try txn.put(value, for: key, in: databases[store]!) } else { _ = try txn.delete(key, in: databases[store]!) }
@@ -252,7 +252,7 @@ final class PartitionState: Sendable {
         let stores = state.withLock { $0.stores }
         var databases: [Database] = []
         for store in stores { if let database = try existingDatabase(store) { databases.append(database) } }
-        try environment.writeSync { txn in
+        try environment.write { txn in
             for database in databases { try txn.clear(database) }
             try txn.clear(meta)
         }
@@ -287,7 +287,7 @@ final class PartitionState: Sendable {
     }
 
     private static func readStores(_ environment: StateEnvironment, _ meta: Database) throws -> Set<String> {
-        let bytes = try environment.readSync { txn in try txn.get(storesKey, in: meta) }
+        let bytes = try environment.read { txn in try txn.get(storesKey, in: meta) }
         guard let bytes, let text = String(validating: bytes, as: UTF8.self) else { return [] }
         return Set(text.split(separator: "\n").map(String.init))
     }
@@ -302,18 +302,5 @@ extension PartitionState.Change {
         switch self {
         case .put(let store, _, _), .delete(let store, _), .deletePrefix(let store, _): store
         }
-    }
-}
-
-extension StateEnvironment {
-    /// `read` for callers in async code: a synchronous call that does not suspend, so the
-    /// transaction begins and ends on one thread.
-    func readSync<R>(_ body: (borrowing ReadTransaction) throws -> R) throws -> R {
-        try read(body)
-    }
-
-    /// `write` for callers in async code (see `readSync`).
-    func writeSync(_ body: (borrowing WriteTransaction) throws -> Void) throws {
-        try write(body)
     }
 }
