@@ -22,6 +22,10 @@ let package = Package(
         // YAML for pipeline files and the daemon config: Yams carries libyaml, and its composed
         // nodes keep line and column, which every validation error reports.
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // /metrics: the Prometheus registry and text format, maintained by the Swift Server Workgroup; depends only on swift-atomics and swift-metrics' core.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // /healthz, /readyz, /metrics: a small async HTTP server on plain sockets (no SwiftNIO), for quixd's operations endpoints.
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         .systemLibrary(
@@ -49,19 +53,34 @@ let package = Package(
                 "QuixKafka", "QuixProtocol", "QuixState",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]),
-        // Pipeline files: the model, YAML reading and validation.
+        // Pipelines: the file model, YAML reading and validation, the Stage protocol and
+        // registry, the built-in stages and their expressions, and the runtime.
         .target(
             name: "QuixPipeline",
-            dependencies: [.product(name: "Yams", package: "Yams")]),
+            dependencies: [
+                "QuixStreams",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        // A stage compiled into quixd from its own target: the example users copy for theirs.
+        .target(
+            name: "SpeedingTicketStage",
+            dependencies: ["QuixPipeline", "QuixStreams"],
+            path: "Sources/Stages/SpeedingTicket"),
         .executableTarget(
             name: "quixd",
             dependencies: [
+                "SpeedingTicketStage",
                 "QuixKafka",
                 "QuixProtocol",
                 "QuixStreams",
                 "QuixPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "FlyingFox", package: "FlyingFox"),
+                .product(name: "FlyingSocks", package: "FlyingFox"),
             ]),
         // Fixtures shared by the test targets; never a product.
         .target(
@@ -79,7 +98,7 @@ let package = Package(
         .testTarget(
             name: "QuixdTests",
             dependencies: [
-                "QuixKafka", "QuixProtocol", "QuixStreams", "QuixTestSupport", "quixd", "CheckpointProbe",
+                "QuixKafka", "QuixProtocol", "QuixStreams", "QuixTestSupport", "quixd", "CheckpointProbe", "QuixPipeline",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]),
         // The consumer the crash test kills and restarts.
@@ -89,7 +108,10 @@ let package = Package(
             path: "Tests/Programs/CheckpointProbe"),
         .testTarget(
             name: "QuixPipelineTests",
-            dependencies: ["QuixPipeline"]),
+            dependencies: [
+                "QuixPipeline", "QuixStreams", "SpeedingTicketStage",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ]),
         .testTarget(
             name: "QuixStateTests",
             dependencies: ["QuixState"]),

@@ -48,11 +48,23 @@ struct DefinitionsTree<Group: DefinitionGroup>: Sendable, Hashable {
 }
 
 extension DefinitionsTree<ParameterGroup> {
-    var definitions: ParameterDefinitions { ParameterDefinitions(parameterGroups: groups, parameters: root) }
+    var definitions: ParameterDefinitions {
+        get { ParameterDefinitions(parameterGroups: groups, parameters: root) }
+        set {
+            root = newValue.parameters
+            groups = newValue.parameterGroups
+        }
+    }
 }
 
 extension DefinitionsTree<EventGroup> {
-    var definitions: EventDefinitions { EventDefinitions(eventGroups: groups, events: root) }
+    var definitions: EventDefinitions {
+        get { EventDefinitions(eventGroups: groups, events: root) }
+        set {
+            root = newValue.events
+            groups = newValue.eventGroups
+        }
+    }
 }
 
 /// Why a stream operation was refused.

@@ -27,6 +27,7 @@ public final class StreamConsumer: Sendable {
         var onClosed: Handler<StreamEndType>?
         var buffers: [ConsumerBuffer] = []
         var lastPackage = ContinuousClock.now
+        var receivedStreamEnd = false
     }
 
     init(id: String, partition: Int32, state: PartitionState? = nil) {
@@ -78,6 +79,10 @@ public final class StreamConsumer: Sendable {
         return buffer
     }
 
+    /// Whether the stream ended with a StreamEnd from its producer (not because its partition
+    /// moved or it was idle).
+    public var receivedStreamEnd: Bool { state.withLock { $0.receivedStreamEnd } }
+
     /// When the stream's last package arrived.
     var lastPackage: ContinuousClock.Instant { state.withLock { $0.lastPackage } }
 
@@ -122,6 +127,7 @@ public final class StreamConsumer: Sendable {
             case .model(.eventData(let events)):
                 for event in events { try await handlers.onEvent?(self, event) }
             case .model(.streamEnd(let type)):
+                state.withLock { $0.receivedStreamEnd = true }
                 await flushBuffers(onError: onError)
                 try await handlers.onClosed?(self, type)
                 return true

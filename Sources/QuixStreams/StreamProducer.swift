@@ -87,6 +87,31 @@ public final class StreamProducer: Sendable {
         clock.watch(self)
     }
 
+    /// The parameter definitions as they will be (or were) sent.
+    public var parameterDefinitions: ParameterDefinitions { state.withLock { $0.parameters.definitions } }
+
+    /// Replaces every parameter definition (forwarding another stream's tree).
+    public func setParameterDefinitions(_ definitions: ParameterDefinitions) throws(StreamError) {
+        try state.withLock { (state) throws(StreamError) in
+            try Self.checkOpen(state, streamID)
+            guard state.parameters.definitions != definitions else { return }
+            state.parameters.definitions = definitions
+            state.parametersChanged = .now
+        }
+        clock.watch(self)
+    }
+
+    /// Replaces every event definition (forwarding another stream's tree).
+    public func setEventDefinitions(_ definitions: EventDefinitions) throws(StreamError) {
+        try state.withLock { (state) throws(StreamError) in
+            try Self.checkOpen(state, streamID)
+            guard state.events.definitions != definitions else { return }
+            state.events.definitions = definitions
+            state.eventsChanged = .now
+        }
+        clock.watch(self)
+    }
+
     /// Adds an event definition at `location`.
     public func addEventDefinition(_ definition: EventDefinition, location: String = "/") throws(StreamError) {
         try state.withLock { (state) throws(StreamError) in

@@ -70,6 +70,19 @@ public struct TimeseriesFrame: Sendable, Hashable {
         return select((Array(numeric.keys) + Array(strings.keys) + Array(binary.keys)).filter { !unwanted.contains($0) })
     }
 
+    /// The frame with columns and tags renamed (`old: new`); other names are kept.
+    public func renaming(_ names: [String: String]) -> TimeseriesFrame {
+        func renamed<Column>(_ columns: OrderedDictionary<String, Column>) -> OrderedDictionary<String, Column> {
+            OrderedDictionary(columns.map { (names[$0.key] ?? $0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+        }
+        var result = TimeseriesFrame(timestamps: timestamps)
+        result.numeric = renamed(numeric)
+        result.strings = renamed(strings)
+        result.binary = renamed(binary)
+        result.tags = renamed(tags)
+        return result
+    }
+
     /// Frames one after the other; a column missing from a frame is missing in its rows.
     public static func concatenate(_ frames: [TimeseriesFrame]) -> TimeseriesFrame {
         var result = TimeseriesFrame(timestamps: frames.flatMap(\.timestamps))
@@ -99,7 +112,7 @@ public struct TimeseriesFrame: Sendable, Hashable {
     }
 
     /// The frame of the given rows, in the given order.
-    func rows(_ indices: [Int]) -> TimeseriesFrame {
+    public func rows(_ indices: [Int]) -> TimeseriesFrame {
         var result = TimeseriesFrame(timestamps: indices.map { timestamps[$0] })
         for (name, column) in numeric { result.numeric[name] = NumericColumn(indices.map { column[$0] }) }
         for (name, column) in strings { result.strings[name] = indices.map { column[$0] } }

@@ -25,6 +25,42 @@ public struct CommitOptions: Sendable, Hashable {
     public static let manual = CommitOptions(everyPackages: nil, interval: nil)
 }
 
+/// A package that could not be decoded, or whose handler threw: what it was and why.
+public struct PackageFailure: Sendable {
+    public var topic: String
+    public var partition: Int32
+    /// The offset of its first message (of its first part, for a split package).
+    public var offset: Int64
+    public var key: [UInt8]?
+    /// The package's bytes (merged, for a split package).
+    public var value: [UInt8]
+    public var timestampMilliseconds: Int64?
+    public var streamID: String
+    public var error: any Error
+    /// Where it failed, in words.
+    public var context: String
+}
+
+/// What a topic consumer does after a package failed.
+public enum PackageDisposition: Sendable {
+    /// Count it as processed and go on.
+    case skip
+    /// Stop `run()` before it: what came before is committed, it and what follows are not.
+    case stop
+}
+
+/// `TopicConsumer.run()` stopped at a package, as its failure handler asked.
+public struct ConsumerStoppedAtFailure: Error, CustomStringConvertible {
+    public var failure: PackageFailure
+
+    public var description: String {
+        "stopped at \(failure.topic)[\(failure.partition)] offset \(failure.offset): \(failure.context): \(failure.error)"
+    }
+}
+
+/// Turns a Kafka message's value into what a stream receives (the Quix format by default).
+public typealias MessageDecoder = @Sendable (_ value: ArraySlice<UInt8>, _ timestampMilliseconds: Int64?) throws -> DecodedMessage
+
 /// Reads the streams of one topic. Set `onStreamReceived` (and, in it, the stream's handlers),
 /// then `run()`. Packages are handled in order per partition, one at a time; a package counts as
 /// processed once its handlers have returned, and only processed packages are committed (never
@@ -41,6 +77,7 @@ public final class TopicConsumer: Sendable {
     private let logger: Logger
     private let stores: StateStores?
     private let idleStreamTimeout: Duration?
+    private let decode: MessageDecoder
     private let handlers = Mutex(Handlers())
     private let progress = Mutex(Progress())
     /// One commit at a time: `commit()` may be called from another task while `run()` commits.
@@ -56,8 +93,11 @@ public final class TopicConsumer: Sendable {
     struct Handlers: Sendable {
         var streamReceived: (@Sendable (StreamConsumer) -> Void)?
         var error: (@Sendable (any Error, String) -> Void)?
+        var packageFailed: (@Sendable (PackageFailure) async -> PackageDisposition)?
+        var consumed: (@Sendable ([TopicPartition: (messages: Int, bytes: Int)]) -> Void)?
         var committing: Handler<Void>?
         var committed: Handler<[TopicPartitionOffset]>?
+        var assigned: Handler<[TopicPartition]>?
         var revoking: Handler<[TopicPartition]>?
         var streamsRevoked: Handler<[StreamConsumer]>?
     }
@@ -86,10 +126,14 @@ public final class TopicConsumer: Sendable {
     /// - Parameter closeIdleStreamsAfter: a stream with no package for this long ends as
     ///   `Terminated` (its buffers release, its closed handler runs, and with
     ///   `StateOptions.clearOnStreamEnd` its state is deleted); a later package starts it anew.
+    /// - Parameter decoder: reads message values that are not in the Quix format (JSON rows,
+    ///   raw bytes); the stream id is the message key either way.
     public init(
         client: KafkaStreamingClient, topic: String, group: String?, startFrom: AutoOffsetReset = .latest,
-        commit: CommitOptions = CommitOptions(), state: StateOptions? = nil, closeIdleStreamsAfter: Duration? = nil
+        commit: CommitOptions = CommitOptions(), state: StateOptions? = nil, closeIdleStreamsAfter: Duration? = nil,
+        decoder: MessageDecoder? = nil
     ) throws {
+        decode = decoder ?? { value, _ in try QuixCodec.decode(value) }
         guard !topic.isEmpty else { throw StreamError(.invalidStreamID, "the topic name is empty") }
         self.idleStreamTimeout = closeIdleStreamsAfter
         self.topic = topic
@@ -123,12 +167,38 @@ public final class TopicConsumer: Sendable {
         handlers.withLock { $0.error = handler }
     }
 
+    /// Called for a package that could not be decoded or whose handler threw (after `onError`);
+    /// it decides whether the consumer goes on or stops before the package. Without it, the
+    /// consumer goes on.
+    public func onPackageFailed(_ handler: @escaping @Sendable (PackageFailure) async -> PackageDisposition) {
+        handlers.withLock { $0.packageFailed = handler }
+    }
+
+    /// Called once per batch of messages read, before they are handled, with the messages and
+    /// value bytes per partition (for metrics).
+    public func onConsumed(_ handler: @escaping @Sendable ([TopicPartition: (messages: Int, bytes: Int)]) -> Void) {
+        handlers.withLock { $0.consumed = handler }
+    }
+
+    /// Per assigned partition, the messages after what is processed, as of the last fetch.
+    public func lag() -> [TopicPartition: Int64] {
+        let processed = progress.withLock { $0.processed }
+        var result: [TopicPartition: Int64] = [:]
+        for (partition, next) in processed {
+            if let high = consumer.cachedHighWatermark(partition) { result[partition] = max(0, high - next) }
+        }
+        return result
+    }
+
     /// Called before offsets are committed (flush outputs here); if it throws, the commit is
     /// skipped and tried again at the next occasion.
     public func onCommitting(_ handler: @escaping Handler<Void>) { handlers.withLock { $0.committing = handler } }
 
     /// Called after a commit succeeded, with the offsets committed (the next offset to read).
     public func onCommitted(_ handler: @escaping Handler<[TopicPartitionOffset]>) { handlers.withLock { $0.committed = handler } }
+
+    /// Called when partitions were assigned to this consumer (their state, if any, is open).
+    public func onAssigned(_ handler: @escaping Handler<[TopicPartition]>) { handlers.withLock { $0.assigned = handler } }
 
     /// Called when partitions are about to move to another member, before their streams close
     /// and what is processed is committed.
@@ -160,6 +230,10 @@ public final class TopicConsumer: Sendable {
         do {
             try await createChangelogIfMissing()
             try await Self.$running.withValue(ObjectIdentifier(self)) { try await readUntilStopped() }
+        } catch let stopped as ConsumerStoppedAtFailure {
+            if options != .manual { try? await commitProcessed() }  // up to the package it stopped at
+            await shutDown()
+            throw stopped
         } catch {
             await shutDown()  // leave the group, so the partitions go to a member that can work
             throw error
@@ -213,6 +287,7 @@ public final class TopicConsumer: Sendable {
             try checkStateOpened()
             if stores != nil { awaitingFirstMessage = Set(partitions.map(\.partition)) }
             try consumer.assign(partitions.map { TopicPartitionOffset($0, offset: checkpoints[$0] ?? start) })
+            await notify(\.assigned, partitions, "the assigned handler")
         } else {
             try consumer.subscribe([topic])
         }
@@ -220,6 +295,11 @@ public final class TopicConsumer: Sendable {
         for await event in consumer.events {
             switch event {
             case .messages(let batch):
+                if let consumed = handlers.withLock({ $0.consumed }) {
+                    var counts: [TopicPartition: (messages: Int, bytes: Int)] = [:]
+                    for message in batch { counts[message.topicPartition, default: (0, 0)].messages += 1; counts[message.topicPartition]!.bytes += message.value?.count ?? 0 }
+                    consumed(counts)
+                }
                 for message in batch {
                     if !awaitingFirstMessage.isEmpty, awaitingFirstMessage.remove(message.partition) != nil {
                         try stores?.checkResume(message.topicPartition, firstOffset: message.offset)
@@ -229,7 +309,11 @@ public final class TopicConsumer: Sendable {
                         timestampMilliseconds: message.timestampMilliseconds, value: message.value ?? [])
                     for error in assembler.takeDropped() { report(error, "topic \(topic)[\(message.partition)]") }
                     for package in ready {
-                        await handle(package)
+                        if let failure = await handle(package),
+                            await handlers.withLock({ $0.packageFailed })?(failure) == .stop
+                        {
+                            throw ConsumerStoppedAtFailure(failure: failure)
+                        }
                         progress.withLock { progress in
                             progress.processed[TopicPartition(topic, package.partition)] = package.lastOffset + 1
                             progress.uncommitted += 1
@@ -245,6 +329,7 @@ public final class TopicConsumer: Sendable {
             case .assigned(let partitions):
                 try checkStateOpened()
                 if stores != nil { awaitingFirstMessage.formUnion(partitions.map(\.partition)) }
+                await notify(\.assigned, partitions, "the assigned handler")
             case .error(let error):
                 logger.warning("topic consumer", metadata: ["error": "\(error)", "topic": "\(topic)"])
             case .partitionEnd, .idle:
@@ -446,15 +531,21 @@ public final class TopicConsumer: Sendable {
 
     // MARK: Handling packages
 
-    private func handle(_ package: PackageAssembler.Assembled) async {
+    /// Hands a package to its stream; returns why it failed, if it did.
+    private func handle(_ package: PackageAssembler.Assembled) async -> PackageFailure? {
         let id = QuixCodec.streamID(fromKey: package.key?[...])
-        guard id != QuixCodec.keepAliveKey else { return }
+        guard id != QuixCodec.keepAliveKey else { return nil }
+        func failure(_ error: any Error, _ context: String) -> PackageFailure {
+            PackageFailure(
+                topic: topic, partition: package.partition, offset: package.offset, key: package.key, value: package.value,
+                timestampMilliseconds: package.timestampMilliseconds, streamID: id, error: error, context: context)
+        }
         let message: DecodedMessage
         do {
-            message = try QuixCodec.decode(package.value[...])
+            message = try decode(package.value[...], package.timestampMilliseconds)
         } catch {
             report(error, "stream \(id), partition \(package.partition), offset \(package.offset)")
-            return
+            return failure(error, "decoding")
         }
         let (stream, isNew) = progress.withLock { progress in
             if let known = progress.streams[id] { return (known, false) }
@@ -466,18 +557,19 @@ public final class TopicConsumer: Sendable {
         // A package whose handler throws leaves no state change behind.
         let partitionState = stream.partitionState
         let savepoint = partitionState?.savepoint()
-        var failed = false
+        var failed: PackageFailure?
         let ended = await stream.deliver(
             message, offset: package.offset, timestampMilliseconds: package.timestampMilliseconds,
             onError: { error, context in
-                failed = true
+                if failed == nil { failed = failure(error, context) }
                 report(error, context)
             })
-        if failed, let savepoint { partitionState?.rollBack(to: savepoint) }
+        if failed != nil, let savepoint { partitionState?.rollBack(to: savepoint) }
         if ended {
             if stores?.options.clearOnStreamEnd == true { stream.clearState() }
             progress.withLock { $0.streams[id] = nil }  // ended: a later package with this id starts a new stream
         }
+        return failed
     }
 
     /// Calls a topic-level handler; returns false if it threw (the error is reported).

@@ -23,7 +23,7 @@ struct Validate: ParsableCommand {
         var failed = false
         for file in files {
             do {
-                let pipeline = try PipelineLoader.load(file: file, overrides: overrides)
+                let pipeline = try PipelineLoader.load(file: file, overrides: overrides, stages: compiledStages)
                 print("\(file): ok (pipeline \(pipeline.name): \(pipeline.input.topic) → \(pipeline.stages.count) stages → \(pipeline.output.topic))")
             } catch {
                 failed = true

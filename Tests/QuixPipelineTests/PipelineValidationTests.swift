@@ -1,6 +1,10 @@
 import Foundation
 @testable import QuixPipeline
+import SpeedingTicketStage
 import Testing
+
+/// The stages quixd has: the built-in ones and the speeding-ticket stage target.
+private let registry = StageRegistry.builtIn.registering([SpeedingTicketStage.descriptor])
 
 /// The example pipeline of DESIGN.md (pipelines/gforce.yaml), as text, to break one line at a time.
 private let example = """
@@ -38,7 +42,7 @@ private func broken(_ old: String, _ new: String) -> String {
 /// The errors `text` gives, one line each.
 private func errors(_ text: String, environment: [String: String] = [:]) -> [String] {
     do {
-        _ = try PipelineLoader.parse(text, file: "p.yaml", environment: environment)
+        _ = try PipelineLoader.parse(text, file: "p.yaml", environment: environment, stages: registry)
         return []
     } catch {
         return error.errors.map(\.description)
@@ -50,7 +54,7 @@ struct PipelineValidationTests {
     @Test("the example pipeline of DESIGN.md validates unchanged, with its values")
     func designExample() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let pipeline = try PipelineLoader.load(file: root.appendingPathComponent("pipelines/gforce.yaml").path, environment: [:])
+        let pipeline = try PipelineLoader.load(file: root.appendingPathComponent("pipelines/gforce.yaml").path, environment: [:], stages: registry)
         #expect(pipeline.name == "gforce" && pipeline.input.topic == "telemetry" && pipeline.input.consumerGroup == "gforce")
         #expect(pipeline.stages.map(\.uses) == ["compute", "rolling", "speeding-ticket"])
         #expect(pipeline.stages[0].options["expression"]?.kind == .scalar("abs(gForceX) + abs(gForceY) + abs(gForceZ)"))
@@ -118,7 +122,7 @@ struct PipelineValidationTests {
     func interpolation() throws {
         let text = broken("    topic: telemetry\n", "    topic: ${INPUT_TOPIC}\n").replacingOccurrences(
             of: "topic: telemetry-enriched", with: "topic: ${OUTPUT_TOPIC:enriched}-${REGION:eu}")
-        let pipeline = try PipelineLoader.parse(text, file: "p.yaml", environment: ["INPUT_TOPIC": "cars", "REGION": "us"])
+        let pipeline = try PipelineLoader.parse(text, file: "p.yaml", environment: ["INPUT_TOPIC": "cars", "REGION": "us"], stages: registry)
         #expect(pipeline.input.topic == "cars" && pipeline.output.topic == "enriched-us")
         #expect(errors(text) == [
             "p.yaml:7:12: spec.input.topic: environment variable INPUT_TOPIC is not set and has no default; set it or write ${INPUT_TOPIC:default}"
@@ -135,15 +139,15 @@ struct PipelineValidationTests {
             overrides: [
                 "spec.input.topic=cars", "spec.output.buffer.timeout=2s", "spec.stages[1].with.window=30s",
                 "spec.delivery=exactly-once", "spec.output.buffer={packetSize: 5}",
-            ])
+            ], stages: registry)
         #expect(pipeline.input.topic == "cars" && pipeline.delivery == .exactlyOnce)
         #expect(pipeline.stages[1].options["window"]?.kind == .scalar("30s"))
         #expect(pipeline.output.buffer == Pipeline.Buffer(packetSize: 5, timeSpan: nil, timeout: nil), "a later --set replaces the whole buffer")
-        #expect(throws: Never.self) { try PipelineLoader.parse(example, file: "p.yaml", overrides: ["spec.output.buffer.timeout=2s"]) }
+        #expect(throws: Never.self) { try PipelineLoader.parse(example, file: "p.yaml", overrides: ["spec.output.buffer.timeout=2s"], stages: registry) }
 
         func failures(_ overrides: [String]) -> [String] {
             do {
-                _ = try PipelineLoader.parse(example, file: "p.yaml", overrides: overrides)
+                _ = try PipelineLoader.parse(example, file: "p.yaml", overrides: overrides, stages: registry)
                 return []
             } catch {
                 return error.errors.map(\.description)

@@ -6,7 +6,7 @@
 //   swift package --package-path Benchmarks benchmark --target StateBenchmarks
 import Benchmark
 import Foundation
-@_spi(Benchmarks) import QuixStreams
+import QuixStreams
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
@@ -17,7 +17,7 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark("get+put, 10,000 streams × \(keysPerStream) keys, checkpoint every 5,000") { benchmark in
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("state-bench-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            let state = try BenchmarkPartitionState(directory: directory)
+            let state = try LocalState(directory: directory)
             let streams = (0..<10_000).map { state.stream("stream-\($0)") }
             let keys = (0..<keysPerStream).map { "key-\($0)" }
             // Every entry exists on disk before the measurement.

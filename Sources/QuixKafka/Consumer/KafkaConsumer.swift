@@ -192,6 +192,15 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// The high watermark of a partition as the last fetch response gave it (no request; nil
+    /// before the first fetch). For consumer lag.
+    public func cachedHighWatermark(_ partition: TopicPartition) -> Int64? {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let result = rd_kafka_get_watermark_offsets(core.raw.handle, partition.topic, partition.partition, &low, &high)
+        return result == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
+    }
+
     /// Messages received from librdkafka and not yet taken from `events` (for metrics; bounded
     /// by `maxBufferedMessages` plus what was already prefetched when fetching paused).
     public var bufferedMessages: Int { core.buffer.messageCount() }

@@ -24,6 +24,17 @@ public struct Pipeline: Sendable, Hashable {
         public var uses: String
         /// The stage's options, checked by the stage itself.
         public var options: [String: ConfigValue]
+        /// Where the stage is declared in its file.
+        public var line: Int
+        public var column: Int
+
+        public init(id: String, uses: String, options: [String: ConfigValue], line: Int = 0, column: Int = 0) {
+            self.id = id
+            self.uses = uses
+            self.options = options
+            self.line = line
+            self.column = column
+        }
     }
 
     public struct Output: Sendable, Hashable {
@@ -80,12 +91,4 @@ public struct ConfigValue: Sendable, Hashable {
         self.line = line
         self.column = column
     }
-}
-
-/// The stages quixd has compiled in, by the name `uses:` gives. The stage registry will list
-/// them with their option schemas; until then validation knows their names.
-public enum KnownStages {
-    public static let names = [
-        "filter", "compute", "select", "drop", "rename", "rolling", "window", "cumulative", "event", "throttle", "speeding-ticket",
-    ]
 }

@@ -27,6 +27,8 @@ public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
 public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
     public var errors: [ConfigError]
 
+    public init(errors: [ConfigError]) { self.errors = errors }
+
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 

@@ -19,6 +19,8 @@ struct NodeReader {
         errors.append(ConfigError(file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, keyPath: path, message: message))
     }
 
+    mutating func record(_ more: [ConfigError]) { errors += more }
+
     /// The keys of a mapping, each checked against `allowed` (an unknown key is an error, with a
     /// near miss suggested) and `required`.
     mutating func mapping(_ node: Node, _ path: String, allowed: [String], required: [String] = []) -> [String: Node]? {

@@ -9,7 +9,8 @@ public enum PipelineLoader {
     /// Reads and checks the pipeline file at `path`, with `overrides` (`path.to.key=value`,
     /// as `--set` gives them) applied first.
     public static func load(
-        file path: String, environment: [String: String] = ProcessInfo.processInfo.environment, overrides: [String] = []
+        file path: String, environment: [String: String] = ProcessInfo.processInfo.environment, overrides: [String] = [],
+        stages registry: StageRegistry = .builtIn
     ) throws(ConfigErrors) -> Pipeline {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ConfigErrors(errors: [ConfigError(file: path, line: 0, column: 0, keyPath: "", message: "no such file")])
@@ -20,12 +21,13 @@ public enum PipelineLoader {
         } catch {
             throw ConfigErrors(errors: [ConfigError(file: path, line: 0, column: 0, keyPath: "", message: "cannot read the file: \(error.localizedDescription)")])
         }
-        return try parse(text, file: path, environment: environment, overrides: overrides)
+        return try parse(text, file: path, environment: environment, overrides: overrides, stages: registry)
     }
 
-    /// Checks the pipeline written in `text` (`file` names it in errors).
+    /// Checks the pipeline written in `text` (`file` names it in errors). Each stage's options are
+    /// checked by making the stage from `registry`.
     public static func parse(
-        _ text: String, file: String, environment: [String: String] = [:], overrides: [String] = []
+        _ text: String, file: String, environment: [String: String] = [:], overrides: [String] = [], stages registry: StageRegistry = .builtIn
     ) throws(ConfigErrors) -> Pipeline {
         var root: Node
         do {
@@ -50,7 +52,7 @@ public enum PipelineLoader {
         }
         guard overrideErrors.isEmpty else { throw ConfigErrors(errors: overrideErrors) }
         var reader = NodeReader(file: file, environment: environment)
-        let pipeline = read(root, &reader)
+        let pipeline = read(root, registry, &reader)
         guard reader.errors.isEmpty, let pipeline else {
             throw ConfigErrors(errors: reader.errors.sorted { ($0.line, $0.column) < ($1.line, $1.column) })
         }
@@ -66,7 +68,7 @@ public enum PipelineLoader {
         }
     }
 
-    private static func read(_ root: Node, _ reader: inout NodeReader) -> Pipeline? {
+    private static func read(_ root: Node, _ registry: StageRegistry, _ reader: inout NodeReader) -> Pipeline? {
         guard let top = reader.mapping(root, "", allowed: ["apiVersion", "kind", "metadata", "spec"], required: ["apiVersion", "kind", "metadata", "spec"])
         else { return nil }
         if let node = top["apiVersion"], let version = reader.string(node, "apiVersion"), version != apiVersion {
@@ -91,7 +93,7 @@ public enum PipelineLoader {
                 required: ["input", "stages", "output"])
         else { return nil }
         let input = spec["input"].flatMap { readInput($0, name, &reader) }
-        let stages = spec["stages"].flatMap { readStages($0, &reader) }
+        let stages = spec["stages"].flatMap { readStages($0, registry, &reader) }
         let output = spec["output"].flatMap { readOutput($0, &reader) }
         let delivery = spec["delivery"].map { reader.choice($0, "spec.delivery", Pipeline.Delivery.self) } ?? .atLeastOnce
         var interval: Duration? = .seconds(1)
@@ -123,7 +125,7 @@ public enum PipelineLoader {
         return Pipeline.Input(topic: topic, consumerGroup: group, format: format, startFrom: startFrom)
     }
 
-    private static func readStages(_ node: Node, _ reader: inout NodeReader) -> [Pipeline.Stage]? {
+    private static func readStages(_ node: Node, _ registry: StageRegistry, _ reader: inout NodeReader) -> [Pipeline.Stage]? {
         guard let items = reader.sequence(node, "spec.stages") else { return nil }
         var stages: [Pipeline.Stage] = []
         var ids: Set<String> = []
@@ -139,9 +141,9 @@ public enum PipelineLoader {
                 reader.fail(idNode, "\(path).id", "\"\(id)\" is the id of an earlier stage; ids must be unique")
             }
             var uses = stage["uses"].flatMap { reader.nonEmptyString($0, "\(path).uses") }
-            if let name = uses, let usesNode = stage["uses"], !KnownStages.names.contains(name) {
-                let hint = nearest(name, in: KnownStages.names).map { "did you mean \"\($0)\"? " } ?? ""
-                reader.fail(usesNode, "\(path).uses", "no stage named \"\(name)\"; \(hint)known stages: \(KnownStages.names.joined(separator: ", "))")
+            if let name = uses, let usesNode = stage["uses"], registry[name] == nil {
+                let hint = nearest(name, in: registry.names).map { "did you mean \"\($0)\"? " } ?? ""
+                reader.fail(usesNode, "\(path).uses", "no stage named \"\(name)\"; \(hint)known stages: \(registry.names.joined(separator: ", "))")
                 uses = nil
             }
             var options: [String: ConfigValue]? = [:]
@@ -157,7 +159,15 @@ public enum PipelineLoader {
                 complete = false
                 continue
             }
-            stages.append(Pipeline.Stage(id: id, uses: uses, options: options))
+            let declared = Pipeline.Stage(id: id, uses: uses, options: options, line: item.mark?.line ?? 0, column: item.mark?.column ?? 0)
+            do throws(ConfigErrors) {
+                _ = try registry.make(declared, file: reader.file, path: path)
+            } catch {
+                reader.record(error.errors)
+                complete = false
+                continue
+            }
+            stages.append(declared)
         }
         if items.isEmpty { reader.fail(node, "spec.stages", "expected at least one stage") }
         return complete && !items.isEmpty ? stages : nil

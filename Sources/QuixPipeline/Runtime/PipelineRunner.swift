@@ -1,0 +1,271 @@
+import Logging
+import QuixStreams
+import Synchronization
+
+/// One pipeline bound to Kafka: its consumer group reads the input, each stream's messages go
+/// through the stages in order, and what they pass on is written to the output. Offsets, state
+/// and output are checkpointed together (see `TopicConsumer`); failed messages follow the
+/// pipeline's `onError` policy.
+public final class PipelineRunner: Sendable {
+    public let pipeline: Pipeline
+    /// The file the pipeline came from.
+    public let file: String
+    private let chain: StageChain
+    private let consumer: TopicConsumer
+    private let output: any PipelineOutput
+    private let deadLetters: KafkaProducer?
+    private let metrics: PipelineMetrics?
+    private let logger: Logger
+    private let status = Mutex(Status())
+
+    /// Where a running pipeline is, for `/readyz` and the logs.
+    public struct Status: Sendable {
+        public enum Phase: Sendable, Equatable {
+            case starting, running, stopped
+            case failed(String)
+        }
+
+        public var phase = Phase.starting
+        /// The input partitions this replica has.
+        public var assigned: Set<TopicPartition> = []
+        /// Whether the consumer has joined its group (it got an assignment, possibly empty).
+        public var joined = false
+        public var lastProgress = ContinuousClock.now
+    }
+
+    /// - Parameters:
+    ///   - stateDirectory: where stateful stages keep their state; required when one does.
+    ///   - groupInstanceID: static group membership (a pod name), so a restarted replica gets its
+    ///     partitions back without a rebalance.
+    public init(
+        pipeline: Pipeline, file: String, registry: StageRegistry, client: KafkaStreamingClient, stateDirectory: String?,
+        metrics: PipelineMetrics? = nil, logger: Logger
+    ) throws {
+        self.pipeline = pipeline
+        self.file = file
+        self.metrics = metrics
+        var logger = logger
+        logger[metadataKey: "pipeline"] = "\(pipeline.name)"
+        self.logger = logger
+        chain = try StageChain(pipeline, file: file, registry: registry)
+        guard pipeline.delivery == .atLeastOnce else {
+            throw StageError("pipeline \(pipeline.name): delivery exactly-once is not supported yet; use at-least-once")
+        }
+        var state: StateOptions?
+        if chain.isStateful {
+            guard let stateDirectory else {
+                throw StageError("pipeline \(pipeline.name) has stateful stages and needs a state directory (--state-dir)")
+            }
+            state = StateOptions(directory: stateDirectory, name: pipeline.name, changelog: pipeline.changelog)
+        }
+        consumer = try TopicConsumer(
+            client: client, topic: pipeline.input.topic, group: pipeline.input.consumerGroup,
+            startFrom: pipeline.input.startFrom == .earliest ? .earliest : .latest,
+            commit: CommitOptions(everyPackages: 10_000, interval: pipeline.checkpointInterval), state: state,
+            decoder: MessageFormats.decoder(for: pipeline.input.format))
+        output = pipeline.output.format == .quix
+            ? try QuixOutput(client: client, output: pipeline.output)
+            : try RecordOutput(client: client, output: pipeline.output, logger: logger)
+        if pipeline.onError.kind == .deadLetter {
+            deadLetters = try KafkaProducer(settings: ProducerSettings(client: client.settings), logger: logger)
+        } else {
+            deadLetters = nil
+        }
+        metrics?.register(pipeline: pipeline.name)
+        attachHandlers()
+    }
+
+    public var currentStatus: Status { status.withLock { $0 } }
+
+    /// Whether the pipeline has joined its group, runs, and can reach the brokers.
+    public var readiness: (ready: Bool, reason: String) {
+        let status = currentStatus
+        switch status.phase {
+        case .starting: return (false, "starting")
+        case .stopped: return (false, "stopped")
+        case .failed(let reason): return (false, "failed: \(reason)")
+        case .running:
+            if !status.joined { return (false, "joining consumer group \(pipeline.input.consumerGroup)") }
+            let stalledAfter = max(Duration.seconds(60), pipeline.checkpointInterval * 10)
+            let behind = consumer.lag().values.reduce(0, +)
+            if behind > 0, ContinuousClock.now - status.lastProgress > stalledAfter {
+                return (false, "stalled: \(behind) messages behind and no checkpoint for \(stalledAfter)")
+            }
+            return (true, "running, \(status.assigned.count) partitions, \(behind) messages behind")
+        }
+    }
+
+    /// Reads until `stop()`; throws when the pipeline stops on an error (policy `stop`, state
+    /// that cannot be opened, a missing input topic).
+    public func run() async throws {
+        status.withLock { $0.phase = .running }
+        logger.info(
+            "pipeline started",
+            metadata: [
+                "input": "\(pipeline.input.topic)", "group": "\(pipeline.input.consumerGroup)", "output": "\(pipeline.output.topic)",
+                "stages": "\(pipeline.stages.map(\.id).joined(separator: ","))",
+            ])
+        do {
+            try await consumer.run()
+        } catch {
+            status.withLock { $0.phase = .failed("\(error)") }
+            metrics?.setReady(pipeline: pipeline.name, false)
+            await closeOutputs()
+            logger.error("pipeline stopped on an error", metadata: ["error": "\(error)"])
+            throw error
+        }
+        await closeOutputs()
+        status.withLock { $0.phase = .stopped }
+        metrics?.setReady(pipeline: pipeline.name, false)
+        logger.info("pipeline stopped")
+    }
+
+    /// Stops after the message in hand: checkpoints what is processed, leaves the group.
+    public func stop() async {
+        await consumer.close()
+    }
+
+    private func closeOutputs() async {
+        await output.close()
+        if let deadLetters { await deadLetters.close() }
+    }
+
+    // MARK: Wiring
+
+    private func attachHandlers() {
+        // Weak: the consumer's handlers must not keep a stopped runner alive.
+        consumer.onStreamReceived { [weak self] stream in self?.attach(stream) }
+        consumer.onPackageFailed { [weak self] failure in await self?.handle(failure) ?? .stop }
+        consumer.onConsumed { [metrics, name = pipeline.name] counts in
+            for (partition, count) in counts {
+                metrics?.recordConsumed(pipeline: name, topic: partition.topic, partition: partition.partition, messages: count.messages, bytes: count.bytes)
+            }
+        }
+        let checkpointStart = Mutex(ContinuousClock.now)
+        consumer.onCommitting { [output] _, _ in
+            checkpointStart.withLock { $0 = .now }
+            try await output.flush()
+        }
+        consumer.onCommitted { [weak self] consumer, _ in
+            guard let self else { return }
+            status.withLock { $0.lastProgress = .now }
+            metrics?.recordCheckpoint(pipeline: pipeline.name, duration: .now - checkpointStart.withLock { $0 })
+            for (partition, lag) in consumer.lag() {
+                metrics?.setConsumerLag(pipeline: pipeline.name, topic: partition.topic, partition: partition.partition, lag: lag)
+            }
+        }
+        consumer.onAssigned { [weak self] _, partitions in self?.assigned(partitions) }
+        consumer.onRevoking { [weak self] _, partitions in self?.revoking(partitions) }
+    }
+
+    private func assigned(_ partitions: [TopicPartition]) {
+        status.withLock { status in
+            status.joined = true
+            status.assigned.formUnion(partitions)
+        }
+        metrics?.recordRebalance(pipeline: pipeline.name)
+        metrics?.setReady(pipeline: pipeline.name, true)
+        logger.info("partitions assigned", metadata: ["partitions": "\(partitions.map(\.partition).sorted())"])
+    }
+
+    private func revoking(_ partitions: [TopicPartition]) {
+        status.withLock { $0.assigned.subtract(partitions) }
+        for partition in partitions { metrics?.forgetPartition(pipeline: pipeline.name, topic: partition.topic, partition: partition.partition) }
+        logger.info("partitions revoked", metadata: ["partitions": "\(partitions.map(\.partition).sorted())"])
+    }
+
+    /// Runs each message of `stream` through the stages and writes what they pass on.
+    private func attach(_ stream: StreamConsumer) {
+        let chain = chain
+        let output = output
+        let metrics = metrics
+        let name = pipeline.name
+        let outputTopic = pipeline.output.topic
+        let id = stream.streamID
+        var state: (@Sendable (String) throws -> StreamState)?
+        if chain.isStateful { state = { store in try stream.state(store) } }
+        let contexts = chain.contexts(streamID: id, state: state)
+        stream.onPropertiesChanged { _, properties in
+            try await output.forward(properties, metadata: [], stream: id)
+        }
+        stream.onParameterDefinitionsChanged { _, definitions in
+            try await output.forward(chain.definitions(definitions), stream: id)
+        }
+        stream.onEventDefinitionsChanged { _, definitions in
+            try await output.forward(definitions, stream: id)
+        }
+        stream.onFrameReceived { stream, frame in
+            let start = ContinuousClock.now
+            let result = try chain.process(frame, contexts)
+            let (events, metadata) = contexts.emitted.take()
+            do {
+                if result.rowCount > 0 { try await output.write(result, stream: id) }
+                if !events.isEmpty { try await output.write(events, stream: id) }
+                if !metadata.isEmpty { try await output.forward(stream.properties, metadata: metadata, stream: id) }
+            } catch {
+                throw StageFailure(stage: "output", error: error)
+            }
+            metrics?.recordProcessing(pipeline: name, latency: .now - start)
+            metrics?.recordProduced(pipeline: name, topic: outputTopic, messages: (result.rowCount > 0 ? 1 : 0) + events.count, bytes: 0)
+        }
+        stream.onEventReceived { _, event in
+            let passed = try chain.process(event, contexts)
+            let events = (passed.map { [$0] } ?? []) + contexts.emitted.take().events
+            guard !events.isEmpty else { return }
+            do {
+                try await output.write(events, stream: id)
+            } catch {
+                throw StageFailure(stage: "output", error: error)
+            }
+        }
+        stream.onStreamClosed { stream, type in
+            guard stream.receivedStreamEnd else { return }  // revoked or idle: the stream goes on elsewhere
+            try await output.end(id, type)
+        }
+    }
+
+    // MARK: Failures
+
+    /// The `onError` policy for a message that could not be decoded or processed.
+    private func handle(_ failure: PackageFailure) async -> PackageDisposition {
+        let stage = (failure.error as? StageFailure)?.stage ?? (failure.context == "decoding" ? "input" : "handler")
+        let reason = (failure.error as? StageFailure).map { "\($0.error)" } ?? "\(failure.error)"
+        metrics?.recordError(pipeline: pipeline.name, stage: stage)
+        let metadata: Logger.Metadata = [
+            "stage": "\(stage)", "error": "\(reason)", "stream": "\(failure.streamID)",
+            "source": "\(failure.topic)[\(failure.partition)]@\(failure.offset)",
+        ]
+        switch pipeline.onError.kind {
+        case .skip:
+            metrics?.recordSkipped(pipeline: pipeline.name)
+            logger.warning("message skipped", metadata: metadata)
+            return .skip
+        case .stop:
+            logger.error("pipeline stops at a message it cannot process", metadata: metadata)
+            return .stop
+        case .deadLetter:
+            guard let deadLetters, let topic = pipeline.onError.topic else { return .stop }
+            let headers = [
+                KafkaHeader("quixd-pipeline", Array(pipeline.name.utf8)),
+                KafkaHeader("quixd-stage", Array(stage.utf8)),
+                KafkaHeader("quixd-error", Array(reason.utf8)),
+                KafkaHeader("quixd-source-topic", Array(failure.topic.utf8)),
+                KafkaHeader("quixd-source-partition", Array(String(failure.partition).utf8)),
+                KafkaHeader("quixd-source-offset", Array(String(failure.offset).utf8)),
+            ]
+            let message = OutgoingMessage(
+                topic: topic, key: failure.key, value: failure.value, headers: headers, timestampMilliseconds: failure.timestampMilliseconds)
+            do {
+                let report = try await deadLetters.deliver(message)
+                if let error = report.error { throw error }
+            } catch {
+                // Not in the dead-letter topic: dropping it would lose it, so the pipeline stops before it.
+                logger.error("the dead-letter topic did not take a message; the pipeline stops before it", metadata: metadata.merging(["dlq-error": "\(error)"]) { a, _ in a })
+                return .stop
+            }
+            metrics?.recordDeadLettered(pipeline: pipeline.name)
+            logger.warning("message dead-lettered", metadata: metadata.merging(["topic": "\(topic)"]) { a, _ in a })
+            return .skip
+        }
+    }
+}

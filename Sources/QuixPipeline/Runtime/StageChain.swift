@@ -1,0 +1,89 @@
+import QuixStreams
+
+/// A pipeline's stages, made from its file, in order: what `quixd run` runs per stream and
+/// `quixd test` runs without a broker.
+public struct StageChain: Sendable {
+    public struct Step: Sendable {
+        public let id: String
+        public let stage: any Stage
+    }
+
+    public let pipeline: String
+    public let steps: [Step]
+    /// Whether a stage keeps state (the pipeline then needs a state directory).
+    public let isStateful: Bool
+
+    public init(_ pipeline: Pipeline, file: String, registry: StageRegistry) throws(ConfigErrors) {
+        self.pipeline = pipeline.name
+        var steps: [Step] = []
+        var stateful = false
+        for (index, declared) in pipeline.stages.enumerated() {
+            steps.append(Step(id: declared.id, stage: try registry.make(declared, file: file, path: "spec.stages[\(index)]")))
+            stateful = stateful || registry[declared.uses]?.isStateful == true
+        }
+        self.steps = steps
+        isStateful = stateful
+    }
+
+    /// The contexts of one stream's stages. `state` gives the stream's state in a store (nil
+    /// where the pipeline keeps none).
+    public func contexts(streamID: String, state: (@Sendable (String) throws -> StreamState)?) -> StreamContexts {
+        let emitted = EmittedEffects()
+        return StreamContexts(
+            contexts: steps.map { StageContext(pipeline: pipeline, stage: $0.id, streamID: streamID, state: state, emitted: emitted) },
+            emitted: emitted)
+    }
+
+    /// Runs a frame through every stage; a frame left without rows stops early.
+    public func process(_ frame: TimeseriesFrame, _ contexts: StreamContexts) throws(StageFailure) -> TimeseriesFrame {
+        var current = frame
+        for (index, step) in steps.enumerated() {
+            do {
+                current = try step.stage.process(current, contexts.contexts[index])
+            } catch {
+                throw StageFailure(stage: step.id, error: error)
+            }
+            if current.rowCount == 0 { break }
+        }
+        return current
+    }
+
+    /// Runs an event through every stage; nil when a stage dropped it.
+    public func process(_ event: EventData, _ contexts: StreamContexts) throws(StageFailure) -> EventData? {
+        var current = event
+        for (index, step) in steps.enumerated() {
+            do {
+                guard let next = try step.stage.process(current, contexts.contexts[index]) else { return nil }
+                current = next
+            } catch {
+                throw StageFailure(stage: step.id, error: error)
+            }
+        }
+        return current
+    }
+
+    /// The parameter definitions of the output, given those of the input.
+    public func definitions(_ definitions: ParameterDefinitions) -> ParameterDefinitions {
+        steps.reduce(definitions) { $1.stage.definitions($0) }
+    }
+}
+
+/// The stage contexts of one stream, and what its stages emitted besides frames.
+public final class StreamContexts: Sendable {
+    let contexts: [StageContext]
+    public let emitted: EmittedEffects
+
+    init(contexts: [StageContext], emitted: EmittedEffects) {
+        self.contexts = contexts
+        self.emitted = emitted
+    }
+}
+
+/// A stage threw while processing a message.
+public struct StageFailure: Error, Sendable, CustomStringConvertible {
+    /// The stage's id.
+    public var stage: String
+    public var error: any Error
+
+    public var description: String { "stage \(stage): \(error)" }
+}

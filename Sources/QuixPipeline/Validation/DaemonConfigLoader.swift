@@ -1,0 +1,127 @@
+import Foundation
+import Yams
+
+/// Reads `quixd.yaml` (`kind: Config`) with the same checks, interpolation and `--set`
+/// overrides as pipeline files, then applies `QUIXD_*` environment variables.
+public enum DaemonConfigLoader {
+    /// The environment variables that override keys of the file.
+    public static let environmentKeys = [
+        "QUIXD_BROKERS": "kafka.brokers", "QUIXD_GROUP_INSTANCE_ID": "kafka.groupInstanceId", "QUIXD_STATE_DIR": "state.directory",
+        "QUIXD_HTTP": "http.listen", "QUIXD_LOG_LEVEL": "log.level", "QUIXD_LOG_FORMAT": "log.format",
+        "QUIXD_SASL_USERNAME": "kafka.security.saslUsername", "QUIXD_SASL_PASSWORD": "kafka.security.saslPassword",
+    ]
+
+    /// The config in `path` (nil: defaults only), with `QUIXD_*` variables and `overrides` applied.
+    public static func load(
+        file path: String?, environment: [String: String] = ProcessInfo.processInfo.environment, overrides: [String] = []
+    ) throws(ConfigErrors) -> DaemonConfig {
+        let file = path ?? "(defaults)"
+        var text = "apiVersion: quixd/v1\nkind: Config\n"
+        if let path {
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw ConfigErrors(errors: [ConfigError(file: path, line: 0, column: 0, keyPath: "", message: "cannot read the file: \(error.localizedDescription)")])
+            }
+        }
+        var root: Node
+        do {
+            guard let composed = try Yams.compose(yaml: text) else {
+                throw ConfigErrors(errors: [ConfigError(file: file, line: 0, column: 0, keyPath: "", message: "the file is empty")])
+            }
+            root = composed
+        } catch let errors as ConfigErrors {
+            throw errors
+        } catch {
+            throw ConfigErrors(errors: [ConfigError(file: file, line: 0, column: 0, keyPath: "", message: "YAML syntax: \(error)")])
+        }
+        let environmentOverrides = environmentKeys.keys.sorted().compactMap { name in
+            environment[name].map { "\(environmentKeys[name]!)=\($0)" }
+        }
+        var overrideErrors: [ConfigError] = []
+        for override in environmentOverrides + overrides {
+            do throws(ConfigError) { try Override(override).apply(to: &root) } catch { overrideErrors.append(error) }
+        }
+        guard overrideErrors.isEmpty else { throw ConfigErrors(errors: overrideErrors) }
+        var reader = NodeReader(file: file, environment: environment)
+        let config = read(root, &reader)
+        guard reader.errors.isEmpty, let config else {
+            throw ConfigErrors(errors: reader.errors.sorted { ($0.line, $0.column) < ($1.line, $1.column) })
+        }
+        return config
+    }
+
+    private static func read(_ root: Node, _ reader: inout NodeReader) -> DaemonConfig? {
+        guard let top = reader.mapping(root, "", allowed: ["apiVersion", "kind", "kafka", "state", "http", "pipelines", "log", "shutdown"], required: ["apiVersion", "kind"])
+        else { return nil }
+        if let node = top["apiVersion"], let version = reader.string(node, "apiVersion"), version != PipelineLoader.apiVersion {
+            reader.fail(node, "apiVersion", "expected \(PipelineLoader.apiVersion), found \"\(version)\"")
+        }
+        if let node = top["kind"], let kind = reader.string(node, "kind"), kind != "Config" {
+            reader.fail(node, "kind", "expected Config, found \"\(kind)\"")
+        }
+        var config = DaemonConfig()
+        if let node = top["kafka"], let kafka = reader.mapping(node, "kafka", allowed: ["brokers", "clientId", "groupInstanceId", "security", "properties"]) {
+            if let brokers = kafka["brokers"].flatMap({ reader.string($0, "kafka.brokers") }) {
+                config.kafka.brokers = brokers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            }
+            if let id = kafka["clientId"].flatMap({ reader.nonEmptyString($0, "kafka.clientId") }) { config.kafka.clientID = id }
+            if let id = kafka["groupInstanceId"].flatMap({ reader.string($0, "kafka.groupInstanceId") }), !id.isEmpty {
+                config.kafka.groupInstanceID = id
+            }
+            if let node = kafka["security"],
+                let security = reader.mapping(node, "kafka.security", allowed: ["protocol", "saslMechanism", "saslUsername", "saslPassword", "caLocation"])
+            {
+                func text(_ key: String) -> String? { security[key].flatMap { reader.string($0, "kafka.security.\(key)") }.flatMap { $0.isEmpty ? nil : $0 } }
+                if let node = security["protocol"], let value = reader.string(node, "kafka.security.protocol") {
+                    let protocols = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]
+                    if protocols.contains(value.lowercased()) {
+                        config.kafka.securityProtocol = value.lowercased()
+                    } else {
+                        reader.fail(node, "kafka.security.protocol", "expected one of \(protocols.joined(separator: " | ")), found \"\(value)\"")
+                    }
+                }
+                config.kafka.saslMechanism = text("saslMechanism")
+                config.kafka.saslUsername = text("saslUsername")
+                config.kafka.saslPassword = text("saslPassword")
+                config.kafka.caLocation = text("caLocation")
+            }
+            if let node = kafka["properties"], case .map(let entries)? = reader.value(node, "kafka.properties")?.kind {
+                for (key, value) in entries {
+                    if case .scalar(let text) = value.kind { config.kafka.properties[key] = text } else {
+                        reader.fail(node, "kafka.properties.\(key)", "expected a value")
+                    }
+                }
+            }
+        }
+        if let node = top["state"], let state = reader.mapping(node, "state", allowed: ["directory"]),
+            let directory = state["directory"].flatMap({ reader.nonEmptyString($0, "state.directory") })
+        {
+            config.stateDirectory = directory
+        }
+        if let node = top["http"], let http = reader.mapping(node, "http", allowed: ["listen"]), let listenNode = http["listen"],
+            let listen = reader.string(listenNode, "http.listen")
+        {
+            if listen.isEmpty || listen == "off" {
+                config.httpListen = nil
+            } else if let port = listen.split(separator: ":").last, Int(port).map({ (0...65_535).contains($0) }) == true, listen.contains(":") {
+                config.httpListen = listen
+            } else {
+                reader.fail(listenNode, "http.listen", "expected HOST:PORT (or off), found \"\(listen)\"")
+            }
+        }
+        if let node = top["pipelines"], let items = reader.sequence(node, "pipelines") {
+            config.pipelines = items.enumerated().compactMap { reader.nonEmptyString($1, "pipelines[\($0)]") }
+        }
+        if let node = top["log"], let log = reader.mapping(node, "log", allowed: ["level", "format"]) {
+            if let level = log["level"].flatMap({ reader.choice($0, "log.level", DaemonConfig.LogLevel.self) }) { config.logLevel = level }
+            if let format = log["format"].flatMap({ reader.choice($0, "log.format", DaemonConfig.LogFormat.self) }) { config.logFormat = format }
+        }
+        if let node = top["shutdown"], let shutdown = reader.mapping(node, "shutdown", allowed: ["grace"]),
+            let grace = shutdown["grace"].flatMap({ reader.duration($0, "shutdown.grace") })
+        {
+            config.shutdownGrace = grace
+        }
+        return config
+    }
+}

@@ -1,0 +1,247 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import QuixKafka
+import QuixProtocol
+import QuixStreams
+import Synchronization
+import Testing
+
+private let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The pipeline files under pipelines/ (not their tests).
+private func examplePipelines() throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: repository.appendingPathComponent("pipelines").path)
+        .filter { $0.hasSuffix(".yaml") && !$0.hasSuffix(".test.yaml") }.sorted()
+        .map { repository.appendingPathComponent("pipelines/\($0)").path }
+}
+
+/// A TCP port nothing listens on now.
+private func freePort() -> Int { Int.random(in: 20_000..<40_000) }
+
+/// quixd run as a child process, its standard error collected.
+private final class DaemonProcess: Sendable {
+    let process: Process
+    private let errors = LogBuffer()
+
+    private final class LogBuffer: Sendable {
+        let data = Mutex(Data())
+    }
+
+    init(_ arguments: [String]) throws {
+        process = Process()
+        process.executableURL = try quixd()
+        process.arguments = ["run"] + arguments
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        let errors = errors
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            errors.data.withLock { $0.append(data) }
+        }
+        try process.run()
+    }
+
+    var log: String { String(decoding: errors.data.withLock { $0 }, as: UTF8.self) }
+
+    /// Sends SIGTERM and waits for the exit status.
+    func terminate(within limit: Duration = .seconds(40)) async throws -> Int32 {
+        process.terminate()
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!process.isRunning, "quixd did not exit within \(limit) of SIGTERM")
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        return process.terminationStatus
+    }
+
+    func waitForLog(_ text: String, within limit: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + limit
+        while !log.contains(text) {
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                Issue.record("quixd did not log \"\(text)\"; its log:\n\(log)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}
+
+/// Every message of `topic` until none arrived for `quiet`, by partition order.
+private func messages(_ cluster: MockCluster, _ topic: String, partitions: Int32, quiet: Duration = .seconds(3)) async throws -> [KafkaMessage] {
+    let consumer = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil))
+    try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic, $0, offset: KafkaOffset.beginning) })
+    let result = drain(consumer, quiet: quiet)
+    await consumer.close()
+    return result
+}
+
+/// Polls until nothing arrived for `quiet` (blocking: the child processes are what is tested).
+private func drain(_ consumer: KafkaConsumer, quiet: Duration) -> [KafkaMessage] {
+    var result: [KafkaMessage] = []
+    var last = ContinuousClock.now
+    while ContinuousClock.now - last < quiet {
+        if case .messages(let batch)? = consumer.poll(timeout: .milliseconds(200)) {
+            result += batch
+            last = .now
+        }
+    }
+    return result
+}
+
+/// The time-series rows of Quix packages, by stream, in order.
+private func frames(_ messages: [KafkaMessage]) throws -> (rows: [String: TimeseriesFrame], events: [String: [EventData]]) {
+    var assembler = PackageAssembler()
+    var frames: [String: [TimeseriesFrame]] = [:]
+    var events: [String: [EventData]] = [:]
+    for message in messages {
+        for package in assembler.add(partition: message.partition, key: message.key.map(Array.init), offset: message.offset, timestampMilliseconds: nil, value: message.value ?? []) {
+            let stream = QuixCodec.streamID(fromKey: package.key?[...])
+            switch try QuixCodec.decode(package.value[...]) {
+            case .model(.timeseries(let data)): frames[stream, default: []].append(TimeseriesFrame(data))
+            case .model(.eventData(let list)): events[stream, default: []] += list
+            default: break
+            }
+        }
+    }
+    return (frames.mapValues { TimeseriesFrame.concatenate($0) }, events)
+}
+
+private func committed(_ cluster: MockCluster, group: String, topic: String, partitions: Int32) async throws -> [Int64] {
+    let consumer = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: group))
+    let offsets = try await consumer.committed((0..<partitions).map { TopicPartition(topic, $0) })
+    await consumer.close()
+    return offsets.sorted { $0.partition < $1.partition }.map(\.offset)
+}
+
+private func endOffsets(_ cluster: MockCluster, _ topic: String, partitions: Int32) async throws -> [Int64] {
+    let consumer = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil))
+    var ends: [Int64] = []
+    for partition in 0..<partitions { ends.append(try await consumer.watermarks(TopicPartition(topic, partition)).high) }
+    await consumer.close()
+    return ends
+}
+
+@Suite("quixd run, test and stages", .serialized, .timeLimit(.minutes(6)))
+struct DaemonTests {
+    @Test("every example pipeline validates and passes its own tests; a wrong expectation fails with a readable diff")
+    func examplesValidateAndPassTheirTests() async throws {
+        let files = try examplePipelines()
+        #expect(files.count >= 3)
+        let validated = try await runQuixd(["validate"] + files)
+        #expect(validated.status == 0, "\(validated.error)")
+        for file in files {
+            let tested = try await runQuixd(["test", file])
+            #expect(tested.status == 0 && tested.output.contains("tests passed"), "\(file): \(tested.output)\(tested.error)")
+        }
+        let broken = FileManager.default.temporaryDirectory.appendingPathComponent("gforce-\(UUID().uuidString).test.yaml")
+        try String(contentsOf: repository.appendingPathComponent("pipelines/gforce.test.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "gForceTotal: 1.2,", with: "gForceTotal: 1.25,")
+            .write(to: broken, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: broken) }
+        let failed = try await runQuixd(["test", repository.appendingPathComponent("pipelines/gforce.yaml").path, broken.path])
+        #expect(failed.status == 1)
+        #expect(failed.output.contains("FAIL adds the total g-force and its 10 s rolling mean per vehicle"), "\(failed.output)")
+        #expect(failed.output.contains("stream car-1 row 1 (timestamp 1000000000): gForceTotal expected 1.25, got 1.2"), "\(failed.output)")
+    }
+
+    @Test("quixd stages lists every compiled-in stage with its options")
+    func stages() async throws {
+        let listed = try await runQuixd(["stages"])
+        #expect(listed.status == 0)
+        for name in ["filter", "compute", "select", "drop", "rename", "rolling", "window", "cumulative", "event", "throttle", "speeding-ticket"] {
+            #expect(listed.output.contains("\n\(name)") || listed.output.hasPrefix(name), "\(name) missing from:\n\(listed.output)")
+        }
+        #expect(listed.output.contains("  limitKmh: number, required: the speed limit in km/h"))
+    }
+
+    @Test("the gforce example end to end: enriched rows, tickets, poison messages dead-lettered with headers, health endpoints, SIGTERM exit 0 with everything committed")
+    func gforceEndToEnd() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        for topic in ["telemetry", "telemetry-enriched", "telemetry-dlq", "gforce-telemetry-changelog"] { try cluster.createTopic(topic, partitions: 2) }
+        let client = KafkaStreamingClient(brokers: cluster.bootstrapServers)
+        let producer = try client.topicProducer("telemetry")
+        var expectedTotals: [String: [Double]] = [:]
+        for vehicle in ["car-1", "car-2", "van-3"] {
+            let stream = try producer.createStream(vehicle)
+            for packet in 0..<4 {
+                var frame = TimeseriesFrame(timestamps: (0..<5).map { Int64(packet * 5 + $0) * 100_000_000 })
+                let x = (0..<5).map { Double(packet * 5 + $0) / 10 - 1 }
+                frame["gForceX"] = NumericColumn(values: x)
+                frame["gForceY"] = NumericColumn(values: x.map { $0 / 2 })
+                frame["gForceZ"] = NumericColumn(values: [1, 1, 1, 1, 1])
+                frame["speed"] = NumericColumn(values: (0..<5).map { vehicle == "van-3" && packet == 2 && $0 == 3 ? 141 : 110 + Double($0) })
+                frame.setBinary("camera_frame", (0..<5).map { Array("\(vehicle)/\(packet)/\($0)".utf8) })
+                expectedTotals[vehicle, default: []] += x.map { abs($0) + abs($0 / 2) + 1 }
+                try await stream.publish(frame)
+            }
+        }
+        try await producer.flush()
+        // Poison: bytes that are no Quix package, a valid envelope whose value has the wrong types,
+        // and rows the speeding-ticket stage refuses (the camera frame as text, not bytes).
+        let raw = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let garbage: [UInt8] = [0x00, 0xFF, 0x13, 0x37, 0x7B]
+        let wrongTypes = Array(#"{"C":"JT","K":"ParameterData","V":{"Timestamps":"yesterday","NumericValues":{}}}"#.utf8)
+        var textFrame = TimeseriesData(timestamps: [9_000_000_000])
+        textFrame.numericValues["speed"] = [150]
+        textFrame.stringValues["camera_frame"] = ["not a photo"]
+        for value in [garbage, wrongTypes, QuixCodec.encode(.timeseries(textFrame))] {
+            try await raw.send(OutgoingMessage(topic: "telemetry", key: Array("bad-1".utf8), value: value))
+        }
+        try await raw.flush()
+        await raw.close()
+
+        let stateDir = FileManager.default.temporaryDirectory.appendingPathComponent("quixd-gforce-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: stateDir) }
+        let port = freePort()
+        let daemon = try DaemonProcess([
+            "--brokers", cluster.bootstrapServers, "--state-dir", stateDir, "--http", "127.0.0.1:\(port)",
+            "--set", "kafka.properties={session.timeout.ms: 6000}", repository.appendingPathComponent("pipelines/gforce.yaml").path,
+        ])
+        try await daemon.waitForLog("partitions assigned")
+        let (readyStatus, readyBody) = try await get(port, "/readyz")
+        #expect(readyStatus == 200 && readyBody.contains("gforce ready: running"), "\(readyStatus) \(readyBody)")
+        #expect(try await get(port, "/healthz").0 == 200)
+
+        let dead = try await messages(cluster, "telemetry-dlq", partitions: 2)
+        #expect(dead.count == 3, "\(daemon.log)")
+        let headers = dead.map { message in Dictionary(uniqueKeysWithValues: message.headers.map { ($0.name, String(decoding: $0.value ?? [], as: UTF8.self)) }) }
+        #expect(headers.map { $0["quixd-stage"] } == ["input", "input", "tickets"])
+        #expect(headers.allSatisfy { $0["quixd-pipeline"] == "gforce" && $0["quixd-source-topic"] == "telemetry" })
+        #expect(dead.map { Array($0.value ?? []) } == [garbage, wrongTypes, QuixCodec.encode(.timeseries(textFrame))], "the original bytes")
+        #expect(headers[2]["quixd-error"]?.contains("camera_frame") == true, "\(headers)")
+        let sources = Set(dead.map { message in
+            let header = headers[dead.firstIndex { $0.offset == message.offset && $0.partition == message.partition }!]
+            return "\(header["quixd-source-partition"]!)@\(header["quixd-source-offset"]!)"
+        })
+        #expect(sources.count == 3, "each names its own source offset: \(headers)")
+
+        let output = try frames(try await messages(cluster, "telemetry-enriched", partitions: 2))
+        for (vehicle, totals) in expectedTotals {
+            let frame = try #require(output.rows[vehicle], "no output for \(vehicle)")
+            #expect(frame.rowCount == 20)
+            let computed = try #require(frame["gForceTotal"])
+            #expect(zip(computed.values, totals).allSatisfy { abs($0 - $1) < 1e-12 }, "\(vehicle): \(computed.values) vs \(totals)")
+            #expect(frame["gForceTotal_avg10s"]?.presentCount == 20 && frame.binary["camera_frame"]?.count == 20)
+        }
+        #expect(output.events["van-3"]?.map(\.id) == ["ticket"] && output.events["van-3"]?.first?.value.contains(#""speed":141"#) == true)
+        #expect(output.events["car-1"] == nil)
+
+        let (metricsStatus, metrics) = try await get(port, "/metrics")
+        #expect(metricsStatus == 200 && metrics.contains("quixd_dead_lettered_total{pipeline=\"gforce\"} 3"), "\(metrics)")
+        #expect(metrics.contains("quixd_messages_in_total{pipeline=\"gforce\""))
+
+        #expect(try await daemon.terminate() == 0, "\(daemon.log)")
+        #expect(daemon.log.contains("pipeline stopped"))
+        let ends = try await endOffsets(cluster, "telemetry", partitions: 2)
+        let commits = try await committed(cluster, group: "gforce", topic: "telemetry", partitions: 2)
+        // A partition without messages has nothing to commit (-1001, no offset).
+        #expect(zip(commits, ends).allSatisfy { $1 == 0 ? $0 <= 0 : $0 == $1 }, "everything processed is committed: \(commits) of \(ends)\n\(daemon.log)")
+    }
+
+    private func get(_ port: Int, _ path: String) async throws -> (Int, String) {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+}
