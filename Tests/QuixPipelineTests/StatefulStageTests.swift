@@ -12,6 +12,10 @@ private func scratchDirectory() throws -> String {
     return url.path
 }
 
+private func remove(_ directory: String) {
+    try? FileManager.default.removeItem(atPath: directory)
+}
+
 /// What stage `stage` sees of `stream` in `local`.
 private func makeContext(_ local: LocalState, stream: String = "A", stage: String = "s") -> StageContext {
     StageContext(pipeline: "p", stage: stage, streamID: stream, state: { store in local.stream(stream, store: store) }, emitted: EmittedEffects())
@@ -59,7 +63,9 @@ struct StatefulStageTests {
             ("min", [1, 1, 1, 3, 3, 7, nil]), ("max", [1, 1, 3, 5, 5, 7, nil]),
         ] as [(String, [Double?])])
     func rollingByDuration(aggregate: String, expected: [Double?]) throws {
-        let local = try LocalState(directory: scratchDirectory())
+        let directory = try scratchDirectory()
+        defer { remove(directory) }
+        let local = try LocalState(directory: directory)
         let stage = try make("rolling", ["column": "x", "window": "3s", "aggregate": aggregate])
         let context = makeContext(local)
         let outputs = [
@@ -74,7 +80,9 @@ struct StatefulStageTests {
 
     @Test("rolling by rows: the last N rows across frames, missing cells taking a place, with the column named by as")
     func rollingByRows() throws {
-        let local = try LocalState(directory: scratchDirectory())
+        let directory = try scratchDirectory()
+        defer { remove(directory) }
+        let local = try LocalState(directory: directory)
         let sum = try make("rolling", ["column": "x", "window": "3", "aggregate": "sum", "as": "x_last3"])
         let count = try make("rolling", ["column": "x", "window": "3", "aggregate": "count"])
         let frames = [frame([0, 1, 2], [1, nil, 2]), frame([3, 4, 5, 6], [4, nil, nil, 8]), frame([7, 8, 9], [nil, nil, nil])]
@@ -89,7 +97,9 @@ struct StatefulStageTests {
 
     @Test("tumbling windows: emitted only when closed (end + grace), rows in the grace counted, a late row dropped and counted")
     func tumbling() throws {
-        let local = try LocalState(directory: scratchDirectory())
+        let directory = try scratchDirectory()
+        defer { remove(directory) }
+        let local = try LocalState(directory: directory)
         let stage = try make(
             "window",
             [
@@ -133,7 +143,9 @@ struct StatefulStageTests {
 
     @Test("hopping windows: a row in size/step windows, emitted in window order when closed; a row late for one window only still counts in the other")
     func hopping() throws {
-        let local = try LocalState(directory: scratchDirectory())
+        let directory = try scratchDirectory()
+        defer { remove(directory) }
+        let local = try LocalState(directory: directory)
         let stage = try make(
             "window",
             [
@@ -163,7 +175,9 @@ struct StatefulStageTests {
 
     @Test("sliding windows: [t - size, t] per distinct row timestamp, both ends inclusive, emitted when closed; a row after its window closed is late")
     func sliding() throws {
-        let local = try LocalState(directory: scratchDirectory())
+        let directory = try scratchDirectory()
+        defer { remove(directory) }
+        let local = try LocalState(directory: directory)
         let stage = try make(
             "window",
             [
@@ -195,7 +209,9 @@ struct StatefulStageTests {
 
     @Test("windows of two streams are kept apart: their rows, their open windows and their time")
     func twoStreams() throws {
-        let local = try LocalState(directory: scratchDirectory())
+        let directory = try scratchDirectory()
+        defer { remove(directory) }
+        let local = try LocalState(directory: directory)
         let stage = try make("window", ["size": "10s", "column": "x", "aggregates": "sum"])
         let a = makeContext(local, stream: "A")
         let b = makeContext(local, stream: "B")
@@ -252,9 +268,12 @@ struct StatefulStageTests {
     func restart(uses: String, options: [String: String], column: String, expected: [Double?]?) throws {
         let stage = try make(uses, options)
         let frames = Self.restartFrames
-        let uninterrupted = try run(stage, frames[...], in: scratchDirectory())
+        let other = try scratchDirectory()
+        defer { remove(other) }
+        let uninterrupted = try run(stage, frames[...], in: other)
 
         let directory = try scratchDirectory()
+        defer { remove(directory) }
         // Checkpointed after frame 3; frames 4 and 5 are processed, then the process dies.
         let beforeCrash = try run(stage, frames[0..<5], in: directory, checkpointAfter: 3)
         // Reopened: the messages after the checkpoint come again.
@@ -278,7 +297,9 @@ struct StatefulStageTests {
             ("min", [nil, 3, 3, 1], [1, 1], [10]), ("max", [nil, 3, 3, 3], [5, 5], [10]),
         ] as [(String, [Double?], [Double?], [Double?])])
     func cumulative(aggregate: String, firstA: [Double?], secondA: [Double?], firstB: [Double?]) throws {
-        let local = try LocalState(directory: scratchDirectory())
+        let directory = try scratchDirectory()
+        defer { remove(directory) }
+        let local = try LocalState(directory: directory)
         let stage = try make("cumulative", ["column": "x", "aggregate": aggregate])
         let name = "x_cumulative_\(aggregate)"
         #expect(cells(try stage.process(frame([0, 1, 2, 3], [nil, 3, nil, 1]), makeContext(local, stream: "A")), name) == firstA)
@@ -290,7 +311,9 @@ struct StatefulStageTests {
 
     @Test("throttle: a row at least interval after the last kept one, per stream, across frames")
     func throttle() throws {
-        let local = try LocalState(directory: scratchDirectory())
+        let directory = try scratchDirectory()
+        defer { remove(directory) }
+        let local = try LocalState(directory: directory)
         let stage = try make("throttle", ["interval": "10s"])
         let a = makeContext(local, stream: "A")
 
@@ -396,6 +419,7 @@ struct StatefulStageTests {
     func validOptions() throws {
         let window = try #require(try make("window", ["size": "10s", "column": "x"]) as? WindowStage)
         #expect(window.kind == .tumbling && window.size == 10 * s && window.step == 10 * s && window.grace == 0 && window.aggregates == [.mean])
+        #expect(window.definitions(ParameterDefinitions(parameters: [ParameterDefinition(id: "x")])) == ParameterDefinitions())
         let hopping = try #require(
             try make(
                 "window",

@@ -240,6 +240,127 @@ struct DaemonTests {
         #expect(zip(commits, ends).allSatisfy { $1 == 0 ? $0 <= 0 : $0 == $1 }, "everything processed is committed: \(commits) of \(ends)\n\(daemon.log)")
     }
 
+    @Test("SIGTERM during load: exit 0 with every processed message committed; a restart goes on with exact running sums, nothing lost or repeated")
+    func sigtermDuringLoad() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        for topic in ["sums-in", "sums-out", "running-sums-sums-in-changelog"] { try cluster.createTopic(topic, partitions: 2) }
+        let streams = 20, rows = 1_500
+        let producer = try KafkaStreamingClient(brokers: cluster.bootstrapServers).topicProducer("sums-in")
+        var prefixSums: [String: [Double]] = [:]
+        let handles = try (0..<streams).map { try producer.createStream("car-\($0)") }
+        for row in 0..<rows {
+            for (index, stream) in handles.enumerated() {
+                let value = Double((row * 7 + index * 13) % 1_000 - 500)  // whole numbers: every sum is exact
+                prefixSums[stream.streamID, default: []].append((prefixSums[stream.streamID]?.last ?? 0) + value)
+                try await stream.addTimestamp(nanoseconds: Int64(row + 1) * 1_000_000).addValue("gForceX", value).publish()
+            }
+        }
+        try await producer.close()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quixd-sums-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pipeline = directory + "/running-sums.yaml"
+        try """
+            apiVersion: quixd/v1
+            kind: Pipeline
+            metadata: { name: running-sums }
+            spec:
+              input: { topic: sums-in }
+              stages:
+                - { id: sum, uses: cumulative, with: { column: gForceX, aggregate: sum, as: gForceX_sum } }
+              output: { topic: sums-out }
+              checkpoint: { interval: 500ms }
+            """.write(toFile: pipeline, atomically: true, encoding: .utf8)
+        let arguments = [
+            "--brokers", cluster.bootstrapServers, "--state-dir", directory + "/state", "--http", "off",
+            "--set", "kafka.properties={session.timeout.ms: 6000}", pipeline,
+        ]
+        let total = Int64(streams * rows)
+        let first = try DaemonProcess(arguments)
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(120)
+        while try await endOffsets(cluster, "sums-out", partitions: 2).reduce(0, +) < total / 4 && clock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await first.terminate() == 0, "\(first.log)")
+        let written = try await endOffsets(cluster, "sums-out", partitions: 2).reduce(0, +)
+        let commits = try await committed(cluster, group: "running-sums", topic: "sums-in", partitions: 2)
+        #expect(written < total, "stopped during the load, after \(written) of \(total)")
+        // Graceful: everything written is committed, so the output holds exactly the committed input.
+        #expect(commits.reduce(0) { $0 + max(0, $1) } == written, "committed \(commits), written \(written)")
+
+        let second = try DaemonProcess(arguments)
+        while try await endOffsets(cluster, "sums-out", partitions: 2).reduce(0, +) < total && clock.now < deadline + .seconds(60) {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(try await second.terminate() == 0, "\(second.log)")
+        let output = try frames(try await messages(cluster, "sums-out", partitions: 2))
+        for (stream, sums) in prefixSums {
+            let emitted = output.rows[stream]?["gForceX_sum"].map { Array($0.values) } ?? []
+            #expect(emitted == sums, "\(stream): \(emitted.count) running sums for \(sums.count) rows; the first difference at \(emitted.indices.first { $0 < sums.count && emitted[$0] != sums[$0] } ?? -1)")
+        }
+    }
+
+    @Test("SIGHUP reloads pipeline files: a broken file is refused and the pipeline keeps running; a changed one restarts")
+    func reload() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        for topic in ["raw", "scaled"] { try cluster.createTopic(topic, partitions: 1) }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quixd-reload-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/scale.yaml"
+        func write(_ expression: String) throws {
+            try """
+                apiVersion: quixd/v1
+                kind: Pipeline
+                metadata: { name: scale }
+                spec:
+                  input: { topic: raw, format: json }
+                  stages:
+                    - { id: scaled, uses: compute, with: { column: y, expression: "\(expression)" } }
+                  output: { topic: scaled, format: json }
+                """.write(toFile: file, atomically: true, encoding: .utf8)
+        }
+        let raw = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        func send(_ x: Int) async throws {
+            try await raw.send(OutgoingMessage(topic: "raw", key: Array("s".utf8), value: Array(#"{"timestamp": \#(x), "x": \#(x)}"#.utf8)))
+            try await raw.flush()
+        }
+        func outputs() async throws -> [[String: Any]] {
+            try await messages(cluster, "scaled", partitions: 1, quiet: .seconds(1)).map {
+                try JSONSerialization.jsonObject(with: Data($0.value ?? [])) as! [String: Any]
+            }
+        }
+        func waitForOutputs(_ count: Int) async throws -> [[String: Any]] {
+            let deadline = ContinuousClock.now + .seconds(60)
+            var found = try await outputs()
+            while found.count < count && ContinuousClock.now < deadline { found = try await outputs() }
+            return found
+        }
+        try write("x * 2")
+        let daemon = try DaemonProcess([
+            "--brokers", cluster.bootstrapServers, "--http", "off", "--set", "kafka.properties={session.timeout.ms: 6000}", file,
+        ])
+        try await send(1)
+        #expect(try await waitForOutputs(1).last?["y"] as? Double == 2)
+
+        try "apiVersion: quixd/v1\nkind: Pipeline\nmetadata: { name: scale }\nspec: { input: [\n".write(toFile: file, atomically: true, encoding: .utf8)
+        kill(daemon.process.processIdentifier, SIGHUP)
+        try await daemon.waitForLog("reload refused a pipeline file")
+        #expect(daemon.log.contains("\(file):"), "the refusal names the file: \(daemon.log)")
+        try await send(2)
+        #expect(try await waitForOutputs(2).last?["y"] as? Double == 4, "the running pipeline goes on")
+
+        try write("x * 3")
+        kill(daemon.process.processIdentifier, SIGHUP)
+        try await daemon.waitForLog("reload started a pipeline")
+        try await send(3)
+        let all = try await waitForOutputs(3)
+        #expect(all.map { $0["y"] as? Double } == [2, 4, 9], "\(all)")
+        #expect(try await daemon.terminate() == 0, "\(daemon.log)")
+        await raw.close()
+    }
+
     private func get(_ port: Int, _ path: String) async throws -> (Int, String) {
         let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))

@@ -175,6 +175,10 @@ public struct WindowStage: Stage {
         return output(closed)
     }
 
+    /// None of the input's parameters pass on: the output has only the window's columns, which
+    /// the pipeline defines when they first appear.
+    public func definitions(_ definitions: ParameterDefinitions) -> ParameterDefinitions { ParameterDefinitions() }
+
     private func isClosed(_ end: Int64, _ latest: Int64) -> Bool { StageTime.plus(end, grace) <= latest }
 
     /// Adds a value to its tumbling or hopping windows that are open; true if it missed a closed one.

@@ -191,65 +191,53 @@ extension Expression {
         func numbers(in frame: TimeseriesFrame) -> NumericColumn {
             let rows = frame.rowCount
             guard rows > 0, resultType != .string else { return NumericColumn(repeating: nil, count: rows) }
+            let machine = Machine(rows: rows, registers: registerCount)
+            defer { machine.deallocate() }
+            run(frame, machine)
+            let (values, flags) = (machine.values, machine.flags)
             let boolean = resultType == .boolean
-            return withScratch(rows) { machine in
-                run(frame, machine)
-                let (values, flags) = (machine.values, machine.flags)
-                var missing = 0
-                if !boolean {
-                    for row in 0..<rows { missing &+= Int(1 &- flags[row]) }
-                }
-                var column = NumericColumn(values: [Double](unsafeUninitializedCapacity: rows) { buffer, count in
-                    if boolean {
-                        for row in 0..<rows { buffer[row] = flags[row] != 0 ? 1 : 0 }
-                    } else if missing == 0 {
-                        buffer.baseAddress!.initialize(from: values, count: rows)
-                    } else {
-                        for row in 0..<rows { buffer[row] = flags[row] != 0 ? values[row] : 0 }
+            var missing = 0
+            var column = NumericColumn(values: [Double](unsafeUninitializedCapacity: rows) { buffer, count in
+                if boolean {
+                    for row in 0..<rows { buffer[row] = Double(flags[row]) }
+                } else {
+                    // Missing cells hold 0, as NumericColumn keeps them.
+                    for row in 0..<rows {
+                        buffer[row] = flags[row] != 0 ? values[row] : 0
+                        missing &+= Int(1 &- flags[row])
                     }
-                    count = rows
-                })
-                if missing > 0 {
-                    for row in 0..<rows where flags[row] == 0 { column[row] = nil }
                 }
-                return column
+                count = rows
+            })
+            if missing > 0 {
+                for row in 0..<rows where flags[row] == 0 { column[row] = nil }
             }
+            return column
         }
 
         func mask(in frame: TimeseriesFrame) -> RowMask {
             let rows = frame.rowCount
             guard rows > 0, resultType != .string else { return RowMask(Array(repeating: false, count: rows)) }
+            let machine = Machine(rows: rows, registers: registerCount)
+            defer { machine.deallocate() }
+            run(frame, machine)
+            let (values, flags) = (machine.values, machine.flags)
             let number = resultType == .number
-            return withScratch(rows) { machine in
-                run(frame, machine)
-                let (values, flags) = (machine.values, machine.flags)
-                return RowMask([Bool](unsafeUninitializedCapacity: rows) { buffer, count in
-                    if number {
-                        for row in 0..<rows { buffer[row] = flags[row] != 0 && values[row] != 0 }
-                    } else {
-                        for row in 0..<rows { buffer[row] = flags[row] != 0 }
-                    }
-                    count = rows
-                })
-            }
+            return RowMask([Bool](unsafeUninitializedCapacity: rows) { buffer, count in
+                if number {
+                    for row in 0..<rows { buffer[row] = flags[row] != 0 && values[row] != 0 }
+                } else {
+                    // A boolean register's flags are 0 or 1, as a Bool's byte.
+                    UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: flags, byteCount: rows)
+                }
+                count = rows
+            })
         }
 
-        /// Registers for `rows` rows (at least one): on the stack when they are small.
-        @inline(__always)
-        private func withScratch<Result>(_ rows: Int, _ body: (Machine) -> Result) -> Result {
-            let count = Swift.max(1, registerCount) * rows
-            return withUnsafeTemporaryAllocation(byteCount: count * 9, alignment: MemoryLayout<Double>.alignment) { raw in
-                let values = raw.baseAddress!.bindMemory(to: Double.self, capacity: count)
-                let flags = (raw.baseAddress! + count * 8).bindMemory(to: UInt8.self, capacity: count)
-                return body(Machine(values: values, flags: flags, rows: rows))
-            }
-        }
-
-        /// Runs the instructions over `frame`.
+        /// Runs the instructions over `frame`. (No closure here: one would capture a copy of
+        /// the frame.)
         private func run(_ frame: TimeseriesFrame, _ machine: Machine) {
-            instructions.withUnsafeBufferPointer { instructions in
-                for instruction in instructions { execute(instruction, machine, frame) }
-            }
+            for index in instructions.indices { execute(instructions[index], machine, frame) }
         }
 
         // MARK: Instructions
@@ -410,7 +398,8 @@ extension Expression {
                     if count > 0 { values.update(from: source.baseAddress!, count: count) }
                 }
                 column.present.withUnsafeBufferPointer { source in
-                    for row in 0..<count { flags[row] = source[row] ? 1 : 0 }
+                    // A Bool's byte is 0 or 1, as the flags are.
+                    if count > 0 { UnsafeMutableRawPointer(flags).copyMemory(from: source.baseAddress!, byteCount: count) }
                 }
                 if count < rows {
                     (values + count).update(repeating: 0, count: rows - count)
@@ -428,11 +417,24 @@ extension Expression {
         }
     }
 
-    /// The registers of one evaluation, and the loops of the instructions.
+    /// The registers of one evaluation (one allocation, freed by `deallocate()`), and the loops
+    /// of the instructions.
     struct Machine {
         let values: UnsafeMutablePointer<Double>
         let flags: UnsafeMutablePointer<UInt8>
         let rows: Int
+
+        /// Registers of `rows` rows (at least one); uninitialized, as every instruction writes
+        /// its register before reading it.
+        init(rows: Int, registers: Int) {
+            let count = Swift.max(1, registers) * rows
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 9, alignment: MemoryLayout<Double>.alignment)
+            values = raw.bindMemory(to: Double.self, capacity: count)
+            flags = (raw + count * 8).bindMemory(to: UInt8.self, capacity: count)
+            self.rows = rows
+        }
+
+        func deallocate() { UnsafeMutableRawPointer(values).deallocate() }
 
         @inline(__always) func values(_ register: Int) -> UnsafeMutablePointer<Double> { values + register * rows }
         @inline(__always) func flags(_ register: Int) -> UnsafeMutablePointer<UInt8> { flags + register * rows }
