@@ -361,6 +361,50 @@ struct DaemonTests {
         await raw.close()
     }
 
+    @Test("onError stop: the pipeline commits what came before the bad message and stops there; quixd exits 1. skip: counted and passed over")
+    func stopAndSkipPolicies() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        for topic in ["rows", "out-stop", "out-skip"] { try cluster.createTopic(topic, partitions: 1) }
+        let raw = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        for value in [#"{"timestamp": 1, "x": 1}"#, #"{"timestamp": 2, "x": "#, #"{"timestamp": 3, "x": 3}"#] {
+            try await raw.send(OutgoingMessage(topic: "rows", key: Array("s".utf8), value: Array(value.utf8)))
+        }
+        try await raw.flush()
+        await raw.close()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quixd-policies-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for policy in ["stop", "skip"] {
+            try """
+                apiVersion: quixd/v1
+                kind: Pipeline
+                metadata: { name: \(policy) }
+                spec:
+                  input: { topic: rows, format: json }
+                  stages: [{ id: double, uses: compute, with: { column: y, expression: "x * 2" } }]
+                  output: { topic: out-\(policy), format: json }
+                  onError: { policy: \(policy) }
+                """.write(toFile: "\(directory)/\(policy).yaml", atomically: true, encoding: .utf8)
+        }
+        let port = freePort()
+        let daemon = try DaemonProcess([
+            "--brokers", cluster.bootstrapServers, "--http", "127.0.0.1:\(port)", "--set", "kafka.properties={session.timeout.ms: 6000}",
+            "\(directory)/stop.yaml", "\(directory)/skip.yaml",
+        ])
+        try await daemon.waitForLog("pipeline stops at a message it cannot process")
+        let (status, body) = try await get(port, "/readyz")
+        #expect(status == 503 && body.contains("stop not ready: failed") && body.contains("skip ready"), "\(body)")
+        #expect(try await committed(cluster, group: "stop", topic: "rows", partitions: 1) == [1], "committed up to the bad message (offset 1)")
+        let stopped = try await messages(cluster, "out-stop", partitions: 1, quiet: .seconds(1)).map { String(decoding: $0.value ?? [], as: UTF8.self) }
+        #expect(stopped == [#"{"timestamp":1,"x":1,"y":2}"#])
+        let skipped = try await messages(cluster, "out-skip", partitions: 1, quiet: .seconds(1)).map { String(decoding: $0.value ?? [], as: UTF8.self) }
+        #expect(skipped == [#"{"timestamp":1,"x":1,"y":2}"#, #"{"timestamp":3,"x":3,"y":6}"#])
+        let (_, metrics) = try await get(port, "/metrics")
+        #expect(metrics.contains(#"quixd_skipped_total{pipeline="skip"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"quixd_errors_total{pipeline="stop",stage="input"} 1"#), "\(metrics)")
+        #expect(try await daemon.terminate() == 0, "the skipping pipeline still ran: SIGTERM stops it cleanly")
+    }
+
     private func get(_ port: Int, _ path: String) async throws -> (Int, String) {
         let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))

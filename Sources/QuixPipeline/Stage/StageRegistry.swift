@@ -52,8 +52,7 @@ public struct StageRegistry: Sendable {
     /// The stages of this target.
     public static let builtIn = StageRegistry([
         FilterStage.descriptor, ComputeStage.descriptor, SelectStage.descriptor, DropStage.descriptor, RenameStage.descriptor,
-        EventStage.descriptor,
-        RollingStage.descriptor, WindowStage.descriptor, CumulativeStage.descriptor, ThrottleStage.descriptor,
+        RollingStage.descriptor, WindowStage.descriptor, CumulativeStage.descriptor, EventStage.descriptor, ThrottleStage.descriptor,
     ])
 
     /// Adds a stage; a later one with the same name replaces the earlier.
