@@ -1,0 +1,162 @@
+import Foundation
+import Glibc
+import Logging
+import Synchronization
+
+/// quixd's side of systemd's service protocol (sd_notify(3)), with plain Glibc sockets instead
+/// of libsystemd: state changes go as datagrams to the Unix socket in `NOTIFY_SOCKET` (a path,
+/// or `@name` for an abstract socket), one newline-separated `KEY=value` list per datagram.
+///
+/// - `ready()`: `READY=1`, once every pipeline has started (also after a reload).
+/// - `reloading()`: `RELOADING=1` and `MONOTONIC_USEC=` (systemd 253 and later want the
+///   timestamp); send `ready()` again when the reload is done.
+/// - `stopping()`: `STOPPING=1`, when a SIGTERM starts the shutdown.
+/// - `status(_:)`: `STATUS=…`, a line `systemctl status` shows.
+/// - `startWatchdog()`: `WATCHDOG=1` every half of `WATCHDOG_USEC`, from a background task,
+///   when the unit has `WatchdogSec=` (and `WATCHDOG_PID`, if set, is this process).
+///
+/// Without `NOTIFY_SOCKET` (not started by systemd, or `Type=simple`) every call does nothing.
+/// Sending never throws: a lost notification is logged, and quixd keeps running.
+final class SystemdNotifier: Sendable {
+    /// Where the datagrams go: an absolute path, or `@name` for an abstract socket; nil: nowhere.
+    let socketPath: String?
+    /// The service manager's watchdog timeout (`WATCHDOG_USEC`); nil when there is no watchdog.
+    let watchdogTimeout: Duration?
+    private let logger: Logger?
+    private let watchdog = Mutex<Task<Void, Never>?>(nil)
+
+    /// A notifier for `socketPath` (nil, empty, or neither `/…` nor `@…`: a notifier that does
+    /// nothing) whose watchdog, if started, pings every half of `watchdogTimeout`.
+    init(socketPath: String?, watchdogTimeout: Duration? = nil, logger: Logger? = nil) {
+        let usable = socketPath.flatMap { path in path.hasPrefix("/") || (path.hasPrefix("@") && path.count > 1) ? path : nil }
+        self.socketPath = usable
+        self.watchdogTimeout = usable == nil ? nil : watchdogTimeout.flatMap { $0 > .zero ? $0 : nil }
+        self.logger = logger
+    }
+
+    /// The notifier systemd asks for through the environment: `NOTIFY_SOCKET`, and `WATCHDOG_USEC`
+    /// unless `WATCHDOG_PID` names another process.
+    static func fromEnvironment(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment, processID: pid_t = getpid(), logger: Logger? = nil
+    ) -> SystemdNotifier {
+        var timeout: Duration?
+        if let microseconds = environment["WATCHDOG_USEC"].flatMap({ Int64($0) }), microseconds > 0,
+            environment["WATCHDOG_PID"].map({ pid_t($0) == processID }) ?? true
+        {
+            timeout = .microseconds(microseconds)
+        }
+        return SystemdNotifier(socketPath: environment["NOTIFY_SOCKET"], watchdogTimeout: timeout, logger: logger)
+    }
+
+    deinit { stopWatchdog() }
+
+    /// Whether notifications go anywhere (quixd runs under systemd with `Type=notify`).
+    var isEnabled: Bool { socketPath != nil }
+
+    /// How often the watchdog pings: half the timeout, as sd_watchdog_enabled(3) advises.
+    var watchdogInterval: Duration? { watchdogTimeout.map { $0 / 2 } }
+
+    /// `READY=1`: startup (or a reload) is finished.
+    func ready(status: String? = nil) {
+        notify(["READY=1"] + Self.statusLine(status))
+    }
+
+    /// `RELOADING=1` with the `CLOCK_MONOTONIC` time: a reload starts; `ready()` ends it.
+    func reloading(status: String? = nil) {
+        notify(["RELOADING=1", "MONOTONIC_USEC=\(Self.monotonicMicroseconds())"] + Self.statusLine(status))
+    }
+
+    /// `STOPPING=1`: the shutdown has begun.
+    func stopping(status: String? = nil) {
+        notify(["STOPPING=1"] + Self.statusLine(status))
+    }
+
+    /// `STATUS=…`: free text for `systemctl status` (newlines become spaces).
+    func status(_ text: String) {
+        notify(Self.statusLine(text))
+    }
+
+    /// Pings `WATCHDOG=1` now and then every `watchdogInterval` from a detached task, while
+    /// `isHealthy` says so, until `stopWatchdog()`. Does nothing without a watchdog timeout or
+    /// when already started. Start it early: the watchdog runs from the moment systemd starts
+    /// quixd, before `READY=1`.
+    func startWatchdog(isHealthy: @escaping @Sendable () async -> Bool = { true }) {
+        guard let path = socketPath, let interval = watchdogInterval else { return }
+        let logger = logger
+        watchdog.withLock { task in
+            guard task == nil else { return }
+            task = Task.detached(priority: .high) {
+                while !Task.isCancelled {
+                    if await isHealthy() {
+                        if let failure = Self.send("WATCHDOG=1", to: path) {
+                            logger?.warning("systemd watchdog ping failed", metadata: ["socket": "\(path)", "error": "\(failure)"])
+                        }
+                    }
+                    try? await Task.sleep(for: interval)
+                }
+            }
+        }
+    }
+
+    /// Stops the watchdog pings (the process's exit stops them too).
+    func stopWatchdog() {
+        watchdog.withLock { task in
+            task?.cancel()
+            task = nil
+        }
+    }
+
+    /// Sends `assignments` (`KEY=value` each) as one datagram; false when there is no socket or
+    /// the send failed (logged).
+    @discardableResult
+    func notify(_ assignments: [String]) -> Bool {
+        guard let path = socketPath, !assignments.isEmpty else { return false }
+        if let failure = Self.send(assignments.joined(separator: "\n"), to: path) {
+            logger?.warning("systemd notification failed", metadata: ["socket": "\(path)", "error": "\(failure)", "message": "\(assignments)"])
+            return false
+        }
+        return true
+    }
+
+    private static func statusLine(_ status: String?) -> [String] {
+        guard let status else { return [] }
+        return ["STATUS=" + status.map { $0.isNewline ? " " : String($0) }.joined()]
+    }
+
+    /// `CLOCK_MONOTONIC` in microseconds, the clock systemd compares `MONOTONIC_USEC` with.
+    static func monotonicMicroseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1_000
+    }
+
+    /// One datagram to `path` (`@name`: the abstract socket `\0name`) on a fresh socket, as
+    /// sd_notify does; nil on success, else what failed.
+    static func send(_ message: String, to path: String) -> String? {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        var name = Array(path.utf8)
+        let abstract = name.first == UInt8(ascii: "@")
+        if abstract { name[0] = 0 }
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        // A path needs room for its terminating NUL; an abstract name is counted by length.
+        guard !name.isEmpty, name.count + (abstract ? 0 : 1) <= capacity else { return "socket path longer than \(capacity - 1) bytes" }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: name) }
+        let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path) ?? MemoryLayout<sa_family_t>.size
+        let length = socklen_t(pathOffset + name.count + (abstract ? 0 : 1))
+
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return "socket: \(String(cString: strerror(errno)))" }
+        defer { close(fd) }
+        let bytes = Array(message.utf8)
+        while true {
+            let sent = bytes.withUnsafeBytes { buffer in
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, buffer.baseAddress, buffer.count, 0, $0, length) }
+                }
+            }
+            if sent >= 0 { return sent == bytes.count ? nil : "sendto: sent \(sent) of \(bytes.count) bytes" }
+            if errno != EINTR { return "sendto: \(String(cString: strerror(errno)))" }
+        }
+    }
+}
