@@ -126,12 +126,15 @@ public final class TopicConsumer: Sendable {
     /// - Parameter closeIdleStreamsAfter: a stream with no package for this long ends as
     ///   `Terminated` (its buffers release, its closed handler runs, and with
     ///   `StateOptions.clearOnStreamEnd` its state is deleted); a later package starts it anew.
+    /// - Parameter groupInstanceID: static group membership (a pod name): a member that comes
+    ///   back with the same id within the session timeout gets its partitions back without a
+    ///   rebalance.
     /// - Parameter decoder: reads message values that are not in the Quix format (JSON rows,
     ///   raw bytes); the stream id is the message key either way.
     public init(
         client: KafkaStreamingClient, topic: String, group: String?, startFrom: AutoOffsetReset = .latest,
         commit: CommitOptions = CommitOptions(), state: StateOptions? = nil, closeIdleStreamsAfter: Duration? = nil,
-        decoder: MessageDecoder? = nil
+        decoder: MessageDecoder? = nil, groupInstanceID: String? = nil
     ) throws {
         decode = decoder ?? { value, _ in try QuixCodec.decode(value) }
         guard !topic.isEmpty else { throw StreamError(.invalidStreamID, "the topic name is empty") }
@@ -146,6 +149,7 @@ public final class TopicConsumer: Sendable {
         settings.startFrom = startFrom == .earliest ? .earliest : .latest
         settings.autoCommit = false
         settings.idleInterval = Self.tick
+        settings.groupInstanceID = groupInstanceID
         let stores = try state.map {
             try StateStores(options: $0, name: group ?? "default", topic: topic, client: client.settings, logger: client.logger)
         }
@@ -276,6 +280,10 @@ public final class TopicConsumer: Sendable {
         // Stateful partitions whose first message is still to come: it shows whether the state's
         // checkpoint still exists (checked once per assignment, not per message).
         var awaitingFirstMessage: Set<Int32> = []
+        // Partitions assigned back to this consumer while they were being revoked resume where
+        // they were fetched from (their state's checkpoint at assignment); what they processed
+        // since is in their state and committed, so those messages are passed over.
+        var processedBelow: [TopicPartition: Int64] = [:]
         if group == nil {
             let admin = try KafkaAdmin(settings: AdminSettings(client: clientSettings))
             guard let metadata = try await admin.metadata(topic: topic).first else {
@@ -301,6 +309,10 @@ public final class TopicConsumer: Sendable {
                     consumed(counts)
                 }
                 for message in batch {
+                    if !processedBelow.isEmpty, let floor = processedBelow[message.topicPartition] {
+                        if message.offset < floor { continue }
+                        processedBelow[message.topicPartition] = nil
+                    }
                     if !awaitingFirstMessage.isEmpty, awaitingFirstMessage.remove(message.partition) != nil {
                         try stores?.checkResume(message.topicPartition, firstOffset: message.offset)
                     }
@@ -321,7 +333,8 @@ public final class TopicConsumer: Sendable {
                     }
                 }
             case .revoked(let partitions), .lost(let partitions):
-                await revoke(partitions, orderly: { if case .revoked = event { true } else { false } }())
+                let floors = await revoke(partitions, orderly: { if case .revoked = event { true } else { false } }())
+                processedBelow.merge(floors) { _, new in new }
                 for partition in partitions {
                     assembler.forget(partition: partition.partition)
                     awaitingFirstMessage.remove(partition.partition)
@@ -379,8 +392,13 @@ public final class TopicConsumer: Sendable {
     /// The partitions' streams end here: their buffers release what they hold, then (for an
     /// orderly revocation, unless commits are manual) what is processed is committed before the
     /// partitions move.
-    private func revoke(_ partitions: [TopicPartition], orderly: Bool) async {
+    /// Returns, for partitions that were assigned to this consumer again before their revocation
+    /// got here, the offset their state and commits are at: messages below it were processed.
+    private func revoke(_ partitions: [TopicPartition], orderly: Bool) async -> [TopicPartition: Int64] {
         await notify(\.revoking, partitions, "the revoking handler")
+        // A rebalance may revoke partitions and assign some of them back before this runs: their
+        // state was opened again (it is the same) and must stay open.
+        let reassigned = group == nil ? [] : Set((try? consumer.assignment()) ?? []).intersection(partitions)
         let moved = Set(partitions.map(\.partition))
         let closing = progress.withLock { progress in
             let closing = progress.streams.values.filter { moved.contains($0.partition) }
@@ -391,15 +409,24 @@ public final class TopicConsumer: Sendable {
         if orderly && options != .manual {
             do { try await commitProcessed() } catch { report(error, "the commit before partitions \(partitions) moved") }
         }
-        progress.withLock { progress in
+        let floors = progress.withLock { progress in
+            var floors: [TopicPartition: Int64] = [:]
             for partition in partitions {
+                if orderly, reassigned.contains(partition), let processed = progress.processed[partition] { floors[partition] = processed }
                 progress.processed[partition] = nil
                 progress.committed[partition] = nil
                 progress.stateCheckpoints[partition] = nil
             }
+            return floors
         }
-        stores?.close(partitions)
+        stores?.close(partitions.filter { !reassigned.contains($0) })
+        for partition in reassigned where floors[partition] == nil {
+            // Lost, not revoked: nothing was checkpointed, so the state goes back to its checkpoint,
+            // where the partition resumes.
+            stores?.partition(partition)?.discardPending()
+        }
         await notify(\.streamsRevoked, closing, "the streams revoked handler")
+        return floors
     }
 
     // MARK: Committing
@@ -425,6 +452,9 @@ public final class TopicConsumer: Sendable {
         // A committing handler that fails (an output that could not be flushed) stops the commit.
         guard await notify(\.committing, (), "the committing handler (the commit waits for the next occasion)") else { return }
         if let stores { pending = await checkpointState(pending, stores) }
+        // Offsets of partitions no longer assigned (revoked by a rebalance whose event is still
+        // on its way here) cannot be stored; they are committed by their revocation, or not at all.
+        if group != nil, let assigned = try? Set(consumer.assignment()) { pending = pending.filter { assigned.contains($0.key) } }
         guard !pending.isEmpty else { return }
         let offsets = pending.map { TopicPartitionOffset($0.key, offset: $0.value) }
         try consumer.storeOffsets(offsets)

@@ -18,13 +18,18 @@ actor Daemon {
     private let overrides: [String]
     private let client: KafkaStreamingClient
     private let stateDirectory: String
+    private let groupInstanceID: String?
     private let metrics: PipelineMetrics
     private let logger: Logger
     private var running: [String: Running] = [:]
     /// Pipelines that stopped on an error, by file.
     private var failed: [String: String] = [:]
 
-    init(sources: [String], overrides: [String], client: KafkaStreamingClient, stateDirectory: String, metrics: PipelineMetrics, logger: Logger) {
+    init(
+        sources: [String], overrides: [String], client: KafkaStreamingClient, stateDirectory: String, groupInstanceID: String?,
+        metrics: PipelineMetrics, logger: Logger
+    ) {
+        self.groupInstanceID = groupInstanceID
         self.sources = sources
         self.overrides = overrides
         self.client = client
@@ -71,8 +76,8 @@ actor Daemon {
 
     private func launch(_ pipeline: Pipeline, file: String) throws {
         let runner = try PipelineRunner(
-            pipeline: pipeline, file: file, registry: compiledStages, client: client, stateDirectory: stateDirectory, metrics: metrics,
-            logger: logger)
+            pipeline: pipeline, file: file, registry: compiledStages, client: client, stateDirectory: stateDirectory,
+            groupInstanceID: groupInstanceID, metrics: metrics, logger: logger)
         let task = Task { [weak self] in
             do {
                 try await runner.run()

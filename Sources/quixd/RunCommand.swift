@@ -75,8 +75,8 @@ struct Run: AsyncParsableCommand {
         }
         let metrics = PipelineMetrics()
         let daemon = Daemon(
-            sources: settings.pipelines, overrides: pipelineOverrides, client: client, stateDirectory: settings.stateDirectory, metrics: metrics,
-            logger: logger)
+            sources: settings.pipelines, overrides: pipelineOverrides, client: client, stateDirectory: settings.stateDirectory,
+            groupInstanceID: settings.kafka.groupInstanceID, metrics: metrics, logger: logger)
         var server: OperationsServer?
         if let address = settings.httpListen {
             let operations = OperationsServer(address: address, metrics: metrics, readiness: { await daemon.readiness() }, logger: logger)
@@ -120,7 +120,7 @@ struct Run: AsyncParsableCommand {
         if exitCode != 0 { throw ExitCode(exitCode) }
     }
 
-    /// Security, static membership and pass-through librdkafka properties.
+    /// Security and pass-through librdkafka properties (static membership is the consumers').
     static func apply(_ kafka: DaemonConfig.Kafka, to client: inout KafkaClientSettings) {
         if let value = kafka.securityProtocol, let parsed = KafkaClientSettings.Security.SecurityProtocol(rawValue: value) {
             client.security.protocol = parsed
@@ -130,7 +130,6 @@ struct Run: AsyncParsableCommand {
         client.security.saslPassword = kafka.saslPassword
         client.security.caLocation = kafka.caLocation
         for (key, value) in kafka.properties { client.librdkafka[key] = value }
-        if let id = kafka.groupInstanceID { client.librdkafka["group.instance.id"] = id }
     }
 }
 

@@ -58,6 +58,21 @@ struct ExpressionTests {
         #expect(try numbers("-(c + 1)") == [0.5, -3.25, 2, -1.5])
         #expect(try numbers("--c") == [-1.5, 2.25, -3, 0.5])
         #expect(try numbers("c * -2") == [3, -4.5, 6, -1])
+        // A constant on the left of a column.
+        #expect(try numbers("10 - a") == [9, 8, nil, 6])
+        #expect(try numbers("12 / a") == [12, 6, nil, 3])
+        #expect(try numbers("5 % e") == [0, 2, 2, 1])
+    }
+
+    @Test("constant subexpressions are computed once, with the same results")
+    func constants() throws {
+        #expect(try numbers("coalesce(1, 2) + min(3, 4) * max(-1, -2)") == [-2, -2, -2, -2])
+        #expect(try numbers("coalesce(nope, 3, 4)") == [3, 3, 3, 3])
+        #expect(try numbers("round(10 / 3, 0) + pow(2, 3) - abs(-1.5) + round(1.25, 1)") == [10.8, 10.8, 10.8, 10.8])
+        #expect(try mask("true and false") == [false, false, false, false])
+        #expect(try mask("1 > 2 or 2 >= 2") == [true, true, true, true])
+        #expect(try mask("not (1 > 2) and 'a' != 'b'") == [true, true, true, true])
+        #expect(try mask("(1 < 2) == (3 < 2)") == [false, false, false, false])
     }
 
     @Test("number literals")
@@ -351,6 +366,7 @@ struct ExpressionTests {
             ErrorCase("ABS(x)", "unknown function \"ABS\"; did you mean \"abs\"?", 0),
             ErrorCase("ln(x)", "unknown function \"ln\"; did you mean \"log\"?", 0),
             ErrorCase("coalese(a, b)", "unknown function \"coalese\"; did you mean \"coalesce\"?", 0),
+            ErrorCase("foo(a)", "unknown function \"foo\"; the functions are abs, coalesce, exp, log, max, min, pow, round, sqrt", 0),
             ErrorCase(
                 "1 + average(x)",
                 "unknown function \"average\"; the functions are abs, coalesce, exp, log, max, min, pow, round, sqrt", 4),

@@ -8,121 +8,6 @@ import QuixStreams
 import Synchronization
 import Testing
 
-private let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-/// The pipeline files under pipelines/ (not their tests).
-private func examplePipelines() throws -> [String] {
-    try FileManager.default.contentsOfDirectory(atPath: repository.appendingPathComponent("pipelines").path)
-        .filter { $0.hasSuffix(".yaml") && !$0.hasSuffix(".test.yaml") }.sorted()
-        .map { repository.appendingPathComponent("pipelines/\($0)").path }
-}
-
-/// A TCP port nothing listens on now.
-private func freePort() -> Int { Int.random(in: 20_000..<40_000) }
-
-/// quixd run as a child process, its standard error collected.
-private final class DaemonProcess: Sendable {
-    let process: Process
-    private let errors = LogBuffer()
-
-    private final class LogBuffer: Sendable {
-        let data = Mutex(Data())
-    }
-
-    init(_ arguments: [String]) throws {
-        process = Process()
-        process.executableURL = try quixd()
-        process.arguments = ["run"] + arguments
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
-        let errors = errors
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            errors.data.withLock { $0.append(data) }
-        }
-        try process.run()
-    }
-
-    var log: String { String(decoding: errors.data.withLock { $0 }, as: UTF8.self) }
-
-    /// Sends SIGTERM and waits for the exit status.
-    func terminate(within limit: Duration = .seconds(40)) async throws -> Int32 {
-        process.terminate()
-        let deadline = ContinuousClock.now + limit
-        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(!process.isRunning, "quixd did not exit within \(limit) of SIGTERM")
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        return process.terminationStatus
-    }
-
-    func waitForLog(_ text: String, within limit: Duration = .seconds(60)) async throws {
-        let deadline = ContinuousClock.now + limit
-        while !log.contains(text) {
-            guard process.isRunning, ContinuousClock.now < deadline else {
-                Issue.record("quixd did not log \"\(text)\"; its log:\n\(log)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-    }
-}
-
-/// Every message of `topic` until none arrived for `quiet`, by partition order.
-private func messages(_ cluster: MockCluster, _ topic: String, partitions: Int32, quiet: Duration = .seconds(3)) async throws -> [KafkaMessage] {
-    let consumer = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil))
-    try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic, $0, offset: KafkaOffset.beginning) })
-    let result = drain(consumer, quiet: quiet)
-    await consumer.close()
-    return result
-}
-
-/// Polls until nothing arrived for `quiet` (blocking: the child processes are what is tested).
-private func drain(_ consumer: KafkaConsumer, quiet: Duration) -> [KafkaMessage] {
-    var result: [KafkaMessage] = []
-    var last = ContinuousClock.now
-    while ContinuousClock.now - last < quiet {
-        if case .messages(let batch)? = consumer.poll(timeout: .milliseconds(200)) {
-            result += batch
-            last = .now
-        }
-    }
-    return result
-}
-
-/// The time-series rows of Quix packages, by stream, in order.
-private func frames(_ messages: [KafkaMessage]) throws -> (rows: [String: TimeseriesFrame], events: [String: [EventData]]) {
-    var assembler = PackageAssembler()
-    var frames: [String: [TimeseriesFrame]] = [:]
-    var events: [String: [EventData]] = [:]
-    for message in messages {
-        for package in assembler.add(partition: message.partition, key: message.key.map(Array.init), offset: message.offset, timestampMilliseconds: nil, value: message.value ?? []) {
-            let stream = QuixCodec.streamID(fromKey: package.key?[...])
-            switch try QuixCodec.decode(package.value[...]) {
-            case .model(.timeseries(let data)): frames[stream, default: []].append(TimeseriesFrame(data))
-            case .model(.eventData(let list)): events[stream, default: []] += list
-            default: break
-            }
-        }
-    }
-    return (frames.mapValues { TimeseriesFrame.concatenate($0) }, events)
-}
-
-private func committed(_ cluster: MockCluster, group: String, topic: String, partitions: Int32) async throws -> [Int64] {
-    let consumer = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: group))
-    let offsets = try await consumer.committed((0..<partitions).map { TopicPartition(topic, $0) })
-    await consumer.close()
-    return offsets.sorted { $0.partition < $1.partition }.map(\.offset)
-}
-
-private func endOffsets(_ cluster: MockCluster, _ topic: String, partitions: Int32) async throws -> [Int64] {
-    let consumer = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: nil))
-    var ends: [Int64] = []
-    for partition in 0..<partitions { ends.append(try await consumer.watermarks(TopicPartition(topic, partition)).high) }
-    await consumer.close()
-    return ends
-}
-
 @Suite("quixd run, test and stages", .serialized, .timeLimit(.minutes(6)))
 struct DaemonTests {
     @Test("every example pipeline validates and passes its own tests; a wrong expectation fails with a readable diff")
@@ -200,9 +85,9 @@ struct DaemonTests {
             "--set", "kafka.properties={session.timeout.ms: 6000}", repository.appendingPathComponent("pipelines/gforce.yaml").path,
         ])
         try await daemon.waitForLog("partitions assigned")
-        let (readyStatus, readyBody) = try await get(port, "/readyz")
+        let (readyStatus, readyBody) = try await httpGet(port, "/readyz")
         #expect(readyStatus == 200 && readyBody.contains("gforce ready: running"), "\(readyStatus) \(readyBody)")
-        #expect(try await get(port, "/healthz").0 == 200)
+        #expect(try await httpGet(port, "/healthz").0 == 200)
 
         let dead = try await messages(cluster, "telemetry-dlq", partitions: 2)
         #expect(dead.count == 3, "\(daemon.log)")
@@ -228,7 +113,7 @@ struct DaemonTests {
         #expect(output.events["van-3"]?.map(\.id) == ["ticket"] && output.events["van-3"]?.first?.value.contains(#""speed":141"#) == true)
         #expect(output.events["car-1"] == nil)
 
-        let (metricsStatus, metrics) = try await get(port, "/metrics")
+        let (metricsStatus, metrics) = try await httpGet(port, "/metrics")
         #expect(metricsStatus == 200 && metrics.contains("quixd_dead_lettered_total{pipeline=\"gforce\"} 3"), "\(metrics)")
         #expect(metrics.contains("quixd_messages_in_total{pipeline=\"gforce\""))
 
@@ -392,21 +277,17 @@ struct DaemonTests {
             "\(directory)/stop.yaml", "\(directory)/skip.yaml",
         ])
         try await daemon.waitForLog("pipeline stops at a message it cannot process")
-        let (status, body) = try await get(port, "/readyz")
+        let (status, body) = try await httpGet(port, "/readyz")
         #expect(status == 503 && body.contains("stop not ready: failed") && body.contains("skip ready"), "\(body)")
         #expect(try await committed(cluster, group: "stop", topic: "rows", partitions: 1) == [1], "committed up to the bad message (offset 1)")
         let stopped = try await messages(cluster, "out-stop", partitions: 1, quiet: .seconds(1)).map { String(decoding: $0.value ?? [], as: UTF8.self) }
         #expect(stopped == [#"{"timestamp":1,"x":1,"y":2}"#])
         let skipped = try await messages(cluster, "out-skip", partitions: 1, quiet: .seconds(1)).map { String(decoding: $0.value ?? [], as: UTF8.self) }
         #expect(skipped == [#"{"timestamp":1,"x":1,"y":2}"#, #"{"timestamp":3,"x":3,"y":6}"#])
-        let (_, metrics) = try await get(port, "/metrics")
+        let (_, metrics) = try await httpGet(port, "/metrics")
         #expect(metrics.contains(#"quixd_skipped_total{pipeline="skip"} 1"#), "\(metrics)")
         #expect(metrics.contains(#"quixd_errors_total{pipeline="stop",stage="input"} 1"#), "\(metrics)")
         #expect(try await daemon.terminate() == 0, "the skipping pipeline still ran: SIGTERM stops it cleanly")
     }
 
-    private func get(_ port: Int, _ path: String) async throws -> (Int, String) {
-        let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
-    }
 }

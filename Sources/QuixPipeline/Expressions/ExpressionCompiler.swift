@@ -1,4 +1,4 @@
-// Type checking, constant folding, and translation of the tree into a register code.
+// Type checking, constant folding, and translation of the tree into a register program.
 
 extension Expression {
     /// The type of a subexpression while checking: a bare column name is a number, or a string
@@ -161,7 +161,7 @@ extension Expression {
 
         // MARK: Code
 
-        /// A register beyond the ones in use from `register` on.
+        /// Counts `register` (and so the ones below it) as needed.
         private mutating func use(_ register: Int) {
             code.registerCount = max(code.registerCount, register + 1)
         }

@@ -1,8 +1,8 @@
 // The compiled form of an expression and its evaluation: a short list of instructions, each a
-// loop over whole columns held in registers (one block of `rows` doubles and one of `rows`
-// presence flags per register, in a single scratch allocation per evaluation, on the stack
-// when small). A number register's flags say which cells are present; a boolean register's
-// flags are its truth, 0 or 1.
+// loop over whole columns held in registers (`rows` doubles and `rows` presence flags per
+// register, all in one scratch allocation per evaluation). A number register's flags say which
+// cells are present; a boolean register's flags are its truth, 0 or 1. Constants are folded at
+// compile time, or combined with a register directly (`a * 2` never fills a register with 2s).
 
 #if canImport(Glibc)
 import Glibc
@@ -196,20 +196,18 @@ extension Expression {
             run(frame, machine)
             let (values, flags) = (machine.values, machine.flags)
             let boolean = resultType == .boolean
-            var missing = 0
             var column = NumericColumn(values: [Double](unsafeUninitializedCapacity: rows) { buffer, count in
                 if boolean {
                     for row in 0..<rows { buffer[row] = Double(flags[row]) }
                 } else {
-                    // Missing cells hold 0, as NumericColumn keeps them.
-                    for row in 0..<rows {
-                        buffer[row] = flags[row] != 0 ? values[row] : 0
-                        missing &+= Int(1 &- flags[row])
-                    }
+                    buffer.baseAddress!.initialize(from: values, count: rows)
                 }
                 count = rows
             })
-            if missing > 0 {
+            var allPresent: UInt8 = 1
+            for row in 0..<rows { allPresent &= flags[row] }
+            if !boolean && allPresent == 0 {
+                // Setting nil also zeroes the cell's value, as NumericColumn keeps missing cells.
                 for row in 0..<rows where flags[row] == 0 { column[row] = nil }
             }
             return column

@@ -39,7 +39,7 @@ public final class PipelineRunner: Sendable {
     ///     partitions back without a rebalance.
     public init(
         pipeline: Pipeline, file: String, registry: StageRegistry, client: KafkaStreamingClient, stateDirectory: String?,
-        metrics: PipelineMetrics? = nil, logger: Logger
+        groupInstanceID: String? = nil, metrics: PipelineMetrics? = nil, logger: Logger
     ) throws {
         self.pipeline = pipeline
         self.file = file
@@ -62,7 +62,7 @@ public final class PipelineRunner: Sendable {
             client: client, topic: pipeline.input.topic, group: pipeline.input.consumerGroup,
             startFrom: pipeline.input.startFrom == .earliest ? .earliest : .latest,
             commit: CommitOptions(everyPackages: 10_000, interval: pipeline.checkpointInterval), state: state,
-            decoder: MessageFormats.decoder(for: pipeline.input.format))
+            decoder: MessageFormats.decoder(for: pipeline.input.format), groupInstanceID: groupInstanceID)
         output = pipeline.output.format == .quix
             ? try QuixOutput(client: client, output: pipeline.output)
             : try RecordOutput(client: client, output: pipeline.output, logger: logger)
@@ -91,7 +91,8 @@ public final class PipelineRunner: Sendable {
             if behind > 0, ContinuousClock.now - status.lastProgress > stalledAfter {
                 return (false, "stalled: \(behind) messages behind and no checkpoint for \(stalledAfter)")
             }
-            return (true, "running, \(status.assigned.count) partitions, \(behind) messages behind")
+            let partitions = status.assigned.map(\.partition).sorted().map(String.init).joined(separator: ",")
+            return (true, "running, partitions [\(partitions)], \(behind) messages behind")
         }
     }
 
