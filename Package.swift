@@ -100,6 +100,7 @@ let package = Package(
             dependencies: [
                 "QuixKafka", "QuixProtocol", "QuixStreams", "QuixTestSupport", "quixd", "CheckpointProbe", "QuixPipeline",
                 .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "Yams", package: "Yams"),  // DeployTests reads the Kubernetes manifests
             ]),
         // The consumer the crash test kills and restarts.
         .executableTarget(

@@ -98,7 +98,7 @@ struct PipelineValidationTests {
         (broken("interval: 1s", "interval: 0s"), [#"p.yaml:21:27: spec.checkpoint.interval: expected a positive duration such as 250ms, 10s, 5m or 1h, found "0s""#]),
         (broken("policy: dead-letter, topic: telemetry-dlq", "policy: dead-letter"), [#"p.yaml:22:12: spec.onError.topic: missing; the dead-letter policy needs a topic"#]),
         (broken("policy: dead-letter", "policy: retry"), [#"p.yaml:22:22: spec.onError.policy: expected one of dead-letter | skip | stop, found "retry""#]),
-        (broken("  name: gforce", "  name: GForce_1"), [#"p.yaml:4:9: metadata.name: expected lowercase letters, digits and dashes (at most 63), found "GForce_1""#]),
+        (broken("  name: gforce", "  name: -GForce/1"), [#"p.yaml:4:9: metadata.name: expected letters, digits, dots, dashes and underscores, starting with a letter or digit (at most 200), found "-GForce/1""#]),
         (broken("  checkpoint: { interval: 1s }", "  checkpoints: { interval: 1s }"), [#"p.yaml:21:3: spec.checkpoints: unknown key; did you mean "checkpoint"?"#]),
         (broken("    topic: telemetry-enriched", "    topic: \"\""), [#"p.yaml:19:12: spec.output.topic: expected a non-empty value, found an empty one"#]),
         (broken("      uses: compute", "      uses: [compute]"), [#"p.yaml:13:13: spec.stages[0].uses: expected a value, found a list"#]),

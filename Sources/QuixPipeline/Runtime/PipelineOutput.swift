@@ -55,7 +55,8 @@ final class QuixOutput: PipelineOutput {
             return missing
         }
         for column in missing { try stream.addParameterDefinition(ParameterDefinition(id: column)) }
-        try await stream.write(frame)
+        // Without buffer options each frame goes out as it is, without a pass through the buffer.
+        if buffer == nil { try await stream.publish(frame) } else { try await stream.write(frame) }
     }
 
     func write(_ events: [EventData], stream id: String) async throws {

@@ -81,10 +81,16 @@ public enum PipelineLoader {
         if let node = top["metadata"], let metadata = reader.mapping(node, "metadata", allowed: ["name"], required: ["name"]),
             let nameNode = metadata["name"], let text = reader.nonEmptyString(nameNode, "metadata.name")
         {
-            if text.count <= 63, text.allSatisfy({ ($0.isLetter && $0.isLowercase) || $0.isNumber || $0 == "-" }), text.first != "-" {
+            // It names the default consumer group, the state folder and the changelog topic: what a
+            // Kafka topic name allows, starting with a letter or digit.
+            if text.count <= 200, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }),
+                text.first.map({ $0.isLetter || $0.isNumber }) == true
+            {
                 name = text
             } else {
-                reader.fail(nameNode, "metadata.name", "expected lowercase letters, digits and dashes (at most 63), found \"\(text)\"")
+                reader.fail(
+                    nameNode, "metadata.name",
+                    "expected letters, digits, dots, dashes and underscores, starting with a letter or digit (at most 200), found \"\(text)\"")
             }
         }
         guard let specNode = top["spec"],
