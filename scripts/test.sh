@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/setup-interop.sh >/dev/null
+scripts/setup-deploy-checks.sh >/dev/null
 swift build --build-tests
 # Serially: the broker tests time consumer-group sessions (6 s, for the mock's rejoin delay) and
 # seeks; with every suite in parallel on two cores they were starved into rare timeouts.

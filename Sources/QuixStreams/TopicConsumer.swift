@@ -112,6 +112,9 @@ public final class TopicConsumer: Sendable {
         var stateCheckpoints: [TopicPartition: Int64] = [:]
         var uncommitted = 0
         var lastCommit = ContinuousClock.now
+        /// After a failed commit, the next is not tried before this (a commit that fails during a
+        /// rebalance must not be retried after every message, delaying the revocation).
+        var retryAfter = ContinuousClock.now
     }
 
     struct Lifecycle: Sendable {
@@ -359,13 +362,20 @@ public final class TopicConsumer: Sendable {
     /// at the next occasion.
     private func commitIfDue() async {
         let due = progress.withLock { progress in
-            progress.uncommitted > 0
+            progress.uncommitted > 0 && ContinuousClock.now >= progress.retryAfter
                 && (options.everyPackages.map { progress.uncommitted >= $0 } == true
                     || options.interval.map { ContinuousClock.now - progress.lastCommit >= $0 } == true)
         }
         guard due else { return }
-        do { try await commitProcessed() } catch { report(error, "the commit of topic \(topic)") }
+        do {
+            try await commitProcessed()
+        } catch {
+            progress.withLock { $0.retryAfter = .now + Self.commitRetryDelay }
+            report(error, "the commit of topic \(topic)")
+        }
     }
+
+    static let commitRetryDelay: Duration = .milliseconds(500)
 
     /// Releases the rows of consumer buffers that waited longer than their timeout.
     private func expireBuffers() async {
@@ -396,9 +406,10 @@ public final class TopicConsumer: Sendable {
     /// got here, the offset their state and commits are at: messages below it were processed.
     private func revoke(_ partitions: [TopicPartition], orderly: Bool) async -> [TopicPartition: Int64] {
         await notify(\.revoking, partitions, "the revoking handler")
-        // A rebalance may revoke partitions and assign some of them back before this runs: their
-        // state was opened again (it is the same) and must stay open.
-        let reassigned = group == nil ? [] : Set((try? consumer.assignment()) ?? []).intersection(partitions)
+        // When a revocation outlasts the consumer's revocation timeout, the rebalance goes on and
+        // may assign some of the partitions back before this runs: their state was opened again
+        // (it is the same) and must stay open.
+        let reassigned = stores?.takeReopened(partitions) ?? []
         let moved = Set(partitions.map(\.partition))
         let closing = progress.withLock { progress in
             let closing = progress.streams.values.filter { moved.contains($0.partition) }
@@ -452,9 +463,6 @@ public final class TopicConsumer: Sendable {
         // A committing handler that fails (an output that could not be flushed) stops the commit.
         guard await notify(\.committing, (), "the committing handler (the commit waits for the next occasion)") else { return }
         if let stores { pending = await checkpointState(pending, stores) }
-        // Offsets of partitions no longer assigned (revoked by a rebalance whose event is still
-        // on its way here) cannot be stored; they are committed by their revocation, or not at all.
-        if group != nil, let assigned = try? Set(consumer.assignment()) { pending = pending.filter { assigned.contains($0.key) } }
         guard !pending.isEmpty else { return }
         let offsets = pending.map { TopicPartitionOffset($0.key, offset: $0.value) }
         try consumer.storeOffsets(offsets)

@@ -47,6 +47,10 @@ struct Run: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in DaemonLogHandler(label: label, format: settings.logFormat, level: settings.logLevel) }
         var logger = Logger(label: "quixd")
         logger.logLevel = Logger.Level(rawValue: settings.logLevel.rawValue) ?? .info
+        // systemd (Type=notify): readiness, reloads, stopping and watchdog pings, when it asks.
+        let notifier = SystemdNotifier.fromEnvironment(logger: logger)
+        notifier.startWatchdog()
+        defer { notifier.stopWatchdog() }
 
         let files = Daemon.pipelineFiles(settings.pipelines)
         guard !files.isEmpty else {
@@ -87,6 +91,7 @@ struct Run: AsyncParsableCommand {
         do {
             try await daemon.start(loaded)
         } catch {
+            notifier.stopping(status: "a pipeline could not start: \(error)")
             logger.error("a pipeline could not start", metadata: ["error": "\(error)"])
             _ = await daemon.shutdown(grace: settings.shutdownGrace)
             throw ExitCode(1)
@@ -95,17 +100,22 @@ struct Run: AsyncParsableCommand {
             try await development.feedSamples(loaded, explicit: sample, client: client)
             development.showOutputs(loaded, client: client)
         }
+        notifier.ready(status: "\(loaded.count) pipelines running")
         var exitCode: Int32 = 0
         loop: for await signal in signals.events(orWhile: { await !daemon.allFailed }) {
             switch signal {
             case SIGHUP:
                 logger.info("SIGHUP: reloading pipeline files")
+                notifier.reloading()
                 await daemon.reload()
+                notifier.ready(status: "pipeline files reloaded")
             case .none:
+                notifier.stopping(status: "every pipeline stopped on an error")
                 logger.error("every pipeline stopped on an error; quixd exits")
                 exitCode = 1
                 break loop
             default:
+                notifier.stopping()
                 logger.info("stopping: every pipeline checkpoints and leaves its group", metadata: ["signal": "\(signal!)", "grace": "\(settings.shutdownGrace)"])
                 if await !daemon.shutdown(grace: settings.shutdownGrace) {
                     logger.error("pipelines did not stop within the shutdown grace")

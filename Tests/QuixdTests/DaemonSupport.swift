@@ -42,10 +42,12 @@ final class DaemonProcess: Sendable {
         let data = Mutex(Data())
     }
 
-    init(_ arguments: [String]) throws {
+    /// - Parameter environment: variables added to this process's environment.
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
         process = Process()
         process.executableURL = try quixd()
         process.arguments = ["run"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice

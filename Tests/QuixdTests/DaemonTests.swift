@@ -276,7 +276,7 @@ struct DaemonTests {
             "--brokers", cluster.bootstrapServers, "--http", "127.0.0.1:\(port)", "--set", "kafka.properties={session.timeout.ms: 6000}",
             "\(directory)/stop.yaml", "\(directory)/skip.yaml",
         ])
-        try await daemon.waitForLog("pipeline stops at a message it cannot process")
+        try await daemon.waitForLog("pipeline stopped on an error")
         let (status, body) = try await httpGet(port, "/readyz")
         #expect(status == 503 && body.contains("stop not ready: failed") && body.contains("skip ready"), "\(body)")
         #expect(try await committed(cluster, group: "stop", topic: "rows", partitions: 1) == [1], "committed up to the bad message (offset 1)")

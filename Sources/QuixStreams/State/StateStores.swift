@@ -53,6 +53,9 @@ final class StateStores: Sendable {
         /// Where each partition resumes from its state's checkpoint, until its first message
         /// shows whether that offset still exists.
         var resumes: [TopicPartition: Int64] = [:]
+        /// Partitions opened again while still open: assigned back before their revocation was
+        /// handled.
+        var reopened: Set<TopicPartition> = []
     }
 
     private struct WeakPartition {
@@ -111,7 +114,10 @@ final class StateStores: Sendable {
 
     private func openPartition(_ partition: TopicPartition) throws -> PartitionState {
         if let open = state.withLock({ registry -> PartitionState? in
-            if let open = registry.open[partition] { return open }
+            if let open = registry.open[partition] {
+                registry.reopened.insert(partition)
+                return open
+            }
             if let alive = registry.closed.removeValue(forKey: partition)?.partition {
                 registry.open[partition] = alive
                 return alive
@@ -177,11 +183,21 @@ final class StateStores: Sendable {
         }
     }
 
+    /// Which of `partitions` were opened again while still open, since the last call.
+    func takeReopened(_ partitions: [TopicPartition]) -> Set<TopicPartition> {
+        state.withLock { registry in
+            let reopened = registry.reopened.intersection(partitions)
+            registry.reopened.subtract(reopened)
+            return reopened
+        }
+    }
+
     /// Closes the partitions' state (its environment closes once no stream holds it).
     func close(_ partitions: [TopicPartition]) {
         state.withLock { registry in
             for partition in partitions {
                 registry.resumes[partition] = nil
+                registry.reopened.remove(partition)
                 guard let closing = registry.open.removeValue(forKey: partition) else { continue }
                 closing.discardPending()
                 registry.closed[partition] = WeakPartition(partition: closing)

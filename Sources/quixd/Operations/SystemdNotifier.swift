@@ -78,8 +78,9 @@ final class SystemdNotifier: Sendable {
 
     /// Pings `WATCHDOG=1` now and then every `watchdogInterval` from a detached task, while
     /// `isHealthy` says so, until `stopWatchdog()`. Does nothing without a watchdog timeout or
-    /// when already started. Start it early: the watchdog runs from the moment systemd starts
-    /// quixd, before `READY=1`.
+    /// when already started. Starting it early is harmless: systemd arms the watchdog once the
+    /// start completes (`READY=1`) and ignores pings before. Leave `isHealthy` at its default
+    /// (the process answers) rather than readiness: a broker outage must not get quixd killed.
     func startWatchdog(isHealthy: @escaping @Sendable () async -> Bool = { true }) {
         guard let path = socketPath, let interval = watchdogInterval else { return }
         let logger = logger
