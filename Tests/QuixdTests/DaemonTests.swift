@@ -116,6 +116,7 @@ struct DaemonTests {
         let (metricsStatus, metrics) = try await httpGet(port, "/metrics")
         #expect(metricsStatus == 200 && metrics.contains("quixd_dead_lettered_total{pipeline=\"gforce\"} 3"), "\(metrics)")
         #expect(metrics.contains("quixd_messages_in_total{pipeline=\"gforce\""))
+        #expect(metrics.contains("quixd_state_bytes{"), "the state's size per partition, set at checkpoints: \(metrics)")
 
         #expect(try await daemon.terminate() == 0, "\(daemon.log)")
         #expect(daemon.log.contains("pipeline stopped"))

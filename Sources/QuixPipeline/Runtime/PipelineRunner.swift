@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import QuixStreams
 import Synchronization
@@ -15,6 +16,8 @@ public final class PipelineRunner: Sendable {
     private let output: any PipelineOutput
     private let deadLetters: KafkaProducer?
     private let metrics: PipelineMetrics?
+    /// `<state dir>/<pipeline>`, where each input partition has its LMDB environment.
+    private let stateRoot: String?
     private let logger: Logger
     private let status = Mutex(Status())
 
@@ -58,6 +61,7 @@ public final class PipelineRunner: Sendable {
             }
             state = StateOptions(directory: stateDirectory, name: pipeline.name, changelog: pipeline.changelog)
         }
+        stateRoot = state.map { "\($0.directory)/\(pipeline.name)" }
         consumer = try TopicConsumer(
             client: client, topic: pipeline.input.topic, group: pipeline.input.consumerGroup,
             startFrom: pipeline.input.startFrom == .earliest ? .earliest : .latest,
@@ -154,9 +158,20 @@ public final class PipelineRunner: Sendable {
             for (partition, lag) in consumer.lag() {
                 metrics?.setConsumerLag(pipeline: pipeline.name, topic: partition.topic, partition: partition.partition, lag: lag)
             }
+            recordStateSizes()
         }
         consumer.onAssigned { [weak self] _, partitions in self?.assigned(partitions) }
         consumer.onRevoking { [weak self] _, partitions in self?.revoking(partitions) }
+    }
+
+    /// The disk space of each assigned partition's state (its LMDB data file's allocated blocks).
+    private func recordStateSizes() {
+        guard let stateRoot, let metrics else { return }
+        for partition in status.withLock({ $0.assigned }) {
+            var info = stat()
+            guard stat("\(stateRoot)/\(partition.topic)-\(partition.partition)/data.mdb", &info) == 0 else { continue }
+            metrics.setStateBytes(pipeline: pipeline.name, topic: partition.topic, partition: partition.partition, bytes: Int64(info.st_blocks) * 512)
+        }
     }
 
     private func assigned(_ partitions: [TopicPartition]) {
