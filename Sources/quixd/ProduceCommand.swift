@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import OrderedCollections
 import QuixKafka
+import QuixPipeline
 import QuixProtocol
 import Synchronization
 
@@ -141,7 +142,7 @@ struct CSVImport {
                 bad += 1
                 continue
             }
-            guard let timestamp = Self.timestamp(cells[timeIndex]) else {
+            guard let timestamp = MessageFormats.timestamp(cells[timeIndex]) else {
                 report("csv line \(number): \"\(cells[timeIndex])\" is no timestamp (ns since the epoch, or ISO-8601)")
                 bad += 1
                 continue
@@ -191,15 +192,5 @@ struct CSVImport {
         }
         fields.append(current)
         return fields.map { $0.trimmingCharacters(in: .whitespaces) }
-    }
-
-    /// ns since the epoch from an integer, or from ISO-8601 text (read to the microsecond, the
-    /// precision a `Date` keeps for today's dates).
-    static func timestamp(_ text: String) -> Int64? {
-        if let nanoseconds = Int64(text) { return nanoseconds }
-        let date =
-            (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text))
-            ?? (try? Date.ISO8601FormatStyle().parse(text))
-        return date.map { Int64(($0.timeIntervalSince1970 * 1e6).rounded()) * 1_000 }
     }
 }

@@ -123,14 +123,14 @@ public enum MessageFormats {
         }
     }
 
-    /// ns since the epoch from digits or ISO-8601 (`2026-11-25T10:00:00.123456Z`).
+    /// ns since the epoch from an integer, or from ISO-8601 text (`2026-11-25T10:00:00.123456Z`,
+    /// read to the microsecond, the precision a `Date` keeps for today's dates).
     public static func timestamp(_ text: String) -> Int64? {
         if let nanoseconds = Int64(text) { return nanoseconds }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return Int64((date.timeIntervalSince1970 * 1e6).rounded()) * 1_000 }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970) * 1_000_000_000 }
+        let date =
+            (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text))
+            ?? (try? Date.ISO8601FormatStyle().parse(text))
+        return date.map { Int64(($0.timeIntervalSince1970 * 1e6).rounded()) * 1_000 }
     }
 }
 

@@ -38,10 +38,15 @@ final class QuixOutput: PipelineOutput {
         }
     }
 
+    /// The output stream `id`, its buffer configured when it is new.
     private func stream(_ id: String) throws -> StreamProducer {
         let stream = try producer.getOrCreateStream(id)
-        if let buffer, defined.withLock({ $0[id] == nil }) { stream.configureBuffer(buffer) }
-        defined.withLock { if $0[id] == nil { $0[id] = [] } }
+        let isNew = defined.withLock { defined in
+            guard defined[id] == nil else { return false }
+            defined[id] = []
+            return true
+        }
+        if isNew, let buffer { stream.configureBuffer(buffer) }
         return stream
     }
 
@@ -49,9 +54,12 @@ final class QuixOutput: PipelineOutput {
         let stream = try stream(id)
         let missing = defined.withLock { defined -> [String] in
             guard let known = defined[id], !known.isEmpty else { return [] }
-            let columns = Array(frame.numeric.keys) + Array(frame.strings.keys) + Array(frame.binary.keys)
-            let missing = columns.filter { !known.contains($0) }
-            defined[id]?.formUnion(missing)
+            var missing: [String] = []
+            func collect(_ names: some Sequence<String>) { for name in names where !known.contains(name) { missing.append(name) } }
+            collect(frame.numeric.keys)
+            collect(frame.strings.keys)
+            collect(frame.binary.keys)
+            if !missing.isEmpty { defined[id]?.formUnion(missing) }
             return missing
         }
         for column in missing { try stream.addParameterDefinition(ParameterDefinition(id: column)) }

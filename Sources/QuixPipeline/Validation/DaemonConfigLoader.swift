@@ -15,40 +15,12 @@ public enum DaemonConfigLoader {
     public static func load(
         file path: String?, environment: [String: String] = ProcessInfo.processInfo.environment, overrides: [String] = []
     ) throws(ConfigErrors) -> DaemonConfig {
-        let file = path ?? "(defaults)"
-        var text = "apiVersion: quixd/v1\nkind: Config\n"
-        if let path {
-            do {
-                text = try String(contentsOfFile: path, encoding: .utf8)
-            } catch {
-                throw ConfigErrors(errors: [ConfigError(file: path, line: 0, column: 0, keyPath: "", message: "cannot read the file: \(error.localizedDescription)")])
-            }
-        }
-        var root: Node
-        do {
-            guard let composed = try Yams.compose(yaml: text) else {
-                throw ConfigErrors(errors: [ConfigError(file: file, line: 0, column: 0, keyPath: "", message: "the file is empty")])
-            }
-            root = composed
-        } catch let errors as ConfigErrors {
-            throw errors
-        } catch {
-            throw ConfigErrors(errors: [ConfigError(file: file, line: 0, column: 0, keyPath: "", message: "YAML syntax: \(error)")])
-        }
+        let text = try path.map { (path) throws(ConfigErrors) in try ConfigDocument.text(of: path) } ?? "apiVersion: quixd/v1\nkind: Config\n"
         let environmentOverrides = environmentKeys.keys.sorted().compactMap { name in
             environment[name].map { "\(environmentKeys[name]!)=\($0)" }
         }
-        var overrideErrors: [ConfigError] = []
-        for override in environmentOverrides + overrides {
-            do throws(ConfigError) { try Override(override).apply(to: &root) } catch { overrideErrors.append(error) }
-        }
-        guard overrideErrors.isEmpty else { throw ConfigErrors(errors: overrideErrors) }
-        var reader = NodeReader(file: file, environment: environment)
-        let config = read(root, &reader)
-        guard reader.errors.isEmpty, let config else {
-            throw ConfigErrors(errors: reader.errors.sorted { ($0.line, $0.column) < ($1.line, $1.column) })
-        }
-        return config
+        return try ConfigDocument.read(
+            text, file: path ?? "(defaults)", environment: environment, overrides: environmentOverrides + overrides, read)
     }
 
     private static func read(_ root: Node, _ reader: inout NodeReader) -> DaemonConfig? {

@@ -12,15 +12,7 @@ public enum PipelineLoader {
         file path: String, environment: [String: String] = ProcessInfo.processInfo.environment, overrides: [String] = [],
         stages registry: StageRegistry = .builtIn
     ) throws(ConfigErrors) -> Pipeline {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw ConfigErrors(errors: [ConfigError(file: path, line: 0, column: 0, keyPath: "", message: "no such file")])
-        }
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigErrors(errors: [ConfigError(file: path, line: 0, column: 0, keyPath: "", message: "cannot read the file: \(error.localizedDescription)")])
-        }
+        let text = try ConfigDocument.text(of: path)
         return try parse(text, file: path, environment: environment, overrides: overrides, stages: registry)
     }
 
@@ -29,42 +21,8 @@ public enum PipelineLoader {
     public static func parse(
         _ text: String, file: String, environment: [String: String] = [:], overrides: [String] = [], stages registry: StageRegistry = .builtIn
     ) throws(ConfigErrors) -> Pipeline {
-        var root: Node
-        do {
-            guard let composed = try Yams.compose(yaml: text) else {
-                throw ConfigErrors(errors: [ConfigError(file: file, line: 0, column: 0, keyPath: "", message: "the file is empty")])
-            }
-            root = composed
-        } catch let errors as ConfigErrors {
-            throw errors
-        } catch let error as YamlError {
-            throw ConfigErrors(errors: [syntaxError(error, file)])
-        } catch {
-            throw ConfigErrors(errors: [ConfigError(file: file, line: 0, column: 0, keyPath: "", message: "not YAML: \(error)")])
-        }
-        var overrideErrors: [ConfigError] = []
-        for override in overrides {
-            do throws(ConfigError) {
-                try Override(override).apply(to: &root)
-            } catch {
-                overrideErrors.append(error)
-            }
-        }
-        guard overrideErrors.isEmpty else { throw ConfigErrors(errors: overrideErrors) }
-        var reader = NodeReader(file: file, environment: environment)
-        let pipeline = read(root, registry, &reader)
-        guard reader.errors.isEmpty, let pipeline else {
-            throw ConfigErrors(errors: reader.errors.sorted { ($0.line, $0.column) < ($1.line, $1.column) })
-        }
-        return pipeline
-    }
-
-    private static func syntaxError(_ error: YamlError, _ file: String) -> ConfigError {
-        switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            ConfigError(file: file, line: mark.line, column: mark.column, keyPath: "", message: "YAML syntax: \(problem)")
-        default:
-            ConfigError(file: file, line: 0, column: 0, keyPath: "", message: "YAML syntax: \(error)")
+        try ConfigDocument.read(text, file: file, environment: environment, overrides: overrides) { root, reader in
+            read(root, registry, &reader)
         }
     }
 
