@@ -22,6 +22,11 @@ let package = Package(
             name: "KafkaThroughput",
             dependencies: [.product(name: "QuixKafka", package: quixd)],
             path: "Sources/KafkaThroughput"),
+        // The per-message codec work of W1, for callgrind: run by codec-callgrind.sh.
+        .executableTarget(
+            name: "CodecWorkload",
+            dependencies: [.product(name: "QuixProtocol", package: quixd)],
+            path: "Sources/CodecWorkload"),
         // Codec suites: `swift package --package-path Benchmarks benchmark --target ProtocolBenchmarks`.
         .executableTarget(
             name: "ProtocolBenchmarks",

@@ -11,11 +11,22 @@ public enum TimeseriesCodec: String, Sendable, Hashable, CaseIterable {
 /// What one Kafka message (merged, when split) carries.
 public enum DecodedMessage: Sendable, Hashable {
     case model(QuixModel)
+    /// Time-series data as a frame (from `QuixCodec.decodeFrame`): epoch folded into the
+    /// timestamps, values read straight into the columns.
+    case frame(TimeseriesFrame)
     /// A valid envelope whose (model key, codec) pair is unknown. The reference hands its
     /// payload on as a raw event; it is surfaced here, never dropped silently.
     case unknown(modelKey: String, codec: String, payload: [UInt8])
     /// Not a Quix package (plain data, or a JSON envelope without V/S/E): the whole value.
     case raw([UInt8])
+}
+
+extension DecodedMessage {
+    /// The message with a frame as the `TimeseriesData` model it carries.
+    public var modelForm: DecodedMessage {
+        if case .frame(let frame) = self { return .model(.timeseries(frame.timeseriesData)) }
+        return self
+    }
 }
 
 /// Reads and writes Kafka keys and values in the Quix Streams 0.5 format.
@@ -40,6 +51,21 @@ public enum QuixCodec {
         case .raw: return .raw(Array(value))
         case .package(let package): return try decode(package)
         }
+    }
+
+    /// Decodes one whole (merged) Kafka value, time-series data as a frame read straight into its
+    /// columns: what streams and pipelines work on. Other models come as `decode` gives them.
+    public static func decodeFrame(_ value: ArraySlice<UInt8>) throws(QuixProtocolError) -> DecodedMessage {
+        let canonical: TimeseriesFrame? = value.withUnsafeBufferPointer { buffer in
+            guard let payload = TimeseriesFrameCodec.canonicalPayload(of: buffer, modelKey: "ParameterData")
+                ?? TimeseriesFrameCodec.canonicalPayload(of: buffer, modelKey: "TimeseriesData")
+            else { return nil }
+            return TimeseriesFrameCodec.decodeCanonical(UnsafeBufferPointer(rebasing: buffer[payload]))
+        }
+        if let canonical { return .frame(canonical) }
+        let message = try decode(value)
+        if case .model(.timeseries(let data)) = message { return .frame(TimeseriesFrame(data)) }
+        return message
     }
 
     /// Decodes a package's payload by its (model key, codec) pair.
@@ -80,6 +106,13 @@ public enum QuixCodec {
             return TransportPackage(
                 codec: CodecID.typedJSON, modelKey: model.modelKey, payload: TypedJSONCodec.encode(model)[...], format: format)
         }
+    }
+
+    /// The envelope bytes of a ParameterData package of a frame's rows (before splitting),
+    /// written straight from its columns with the JSON codec.
+    public static func encode(_ frame: TimeseriesFrame, timeseriesCodec: TimeseriesCodec = .json) -> [UInt8] {
+        guard timeseriesCodec == .json else { return encode(.timeseries(frame.timeseriesData), timeseriesCodec: timeseriesCodec) }
+        return TimeseriesFrameCodec.encodeMessage(frame)
     }
 
     /// The envelope bytes of a model (before splitting).

@@ -55,8 +55,9 @@ public struct QuixRecord: Sendable {
 
     /// The Kafka value(s) of this record: one, or the parts of a split package.
     public func kafkaValues(messageID: UInt32) throws(QuixProtocolError) -> [[UInt8]] {
-        switch message {
+        switch message.modelForm {
         case .raw(let bytes): return [bytes]
+        case .frame: preconditionFailure("modelForm has no frames")
         case .unknown(let modelKey, let codec, let payload):
             let package = TransportPackage(
                 codec: codec, modelKey: modelKey, payload: payload[...], format: timeseriesCodec == .protobuf ? .binary : .json)
@@ -76,7 +77,7 @@ public struct QuixRecord: Sendable {
         if let offset { writer.key("offset"); writer.int64(offset) }
         if let timestamp { writer.key("timestamp"); writer.int64(timestamp) }
         if parts > 1 { writer.key("parts"); writer.int64(Int64(parts)) }
-        switch message {
+        switch message.modelForm {
         case .model(let model):
             let package = QuixCodec.package(model, timeseriesCodec: timeseriesCodec)
             writer.key("codec"); writer.string(package.codec)
@@ -90,6 +91,8 @@ public struct QuixRecord: Sendable {
             writer.key("payload"); writer.base64(payload)
         case .raw(let bytes):
             writer.key("raw"); writer.base64(bytes)
+        case .frame:
+            preconditionFailure("modelForm has no frames")
         }
         writer.endObject()
         return writer.bytes

@@ -124,6 +124,10 @@ public final class StreamConsumer: Sendable {
                 let frame = TimeseriesFrame(data)
                 if let onFrame = handlers.onFrame { try await onFrame(self, frame) }
                 for buffer in handlers.buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
+            case .frame(let frame):
+                try await handlers.onData?(self, frame.timeseriesData)
+                if let onFrame = handlers.onFrame { try await onFrame(self, frame) }
+                for buffer in handlers.buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
             case .model(.eventData(let events)):
                 for event in events { try await handlers.onEvent?(self, event) }
             case .model(.streamEnd(let type)):

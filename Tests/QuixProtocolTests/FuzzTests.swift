@@ -35,6 +35,17 @@ struct FuzzTests {
         var merger = SplitMerger(maximumMessages: 8, maximumBytes: 1 << 20)
         for index in 0..<Self.cases {
             let input = Self.input(index, &random)
+            // The columnar reader accepts exactly what the model reader accepts, with the same meaning.
+            let general = Result { () throws(QuixProtocolError) in try QuixCodec.decode(input[...]) }
+            let columnar = Result { () throws(QuixProtocolError) in try QuixCodec.decodeFrame(input[...]) }
+            switch (general, columnar) {
+            case (.success(let model), .success(let frame)):
+                #expect(frame.encodedForComparison == model.encodedForComparison, "case \(index)")
+            case (.failure(let expected), .failure(let found)):
+                #expect(expected.code == found.code && expected.offset == found.offset, "case \(index): \(expected) vs \(found)")
+            default:
+                Issue.record("case \(index): the model reader gave \(general), the columnar one \(columnar)")
+            }
             do {
                 switch try QuixCodec.decode(input[...]) {
                 case .model(let model):
@@ -50,6 +61,7 @@ struct FuzzTests {
                     }
                 case .raw: outcomes.raw += 1
                 case .unknown: outcomes.unknown += 1
+                case .frame: Issue.record("case \(index): decode gives models, not frames")
                 }
             } catch {
                 outcomes.errors += 1
@@ -87,5 +99,19 @@ struct FuzzTests {
             }
         }
         return bytes
+    }
+}
+
+extension DecodedMessage {
+    /// Bytes that tell two decodings apart (NaN cells make the models unequal to themselves);
+    /// time-series data as its frame (epoch folded into the timestamps).
+    var encodedForComparison: [UInt8] {
+        switch self {
+        case .model(.timeseries(let data)): QuixCodec.encode(TimeseriesFrame(data))
+        case .model(let model): QuixCodec.encode(model)
+        case .frame(let frame): QuixCodec.encode(frame)
+        case .unknown(let key, let codec, let payload): Array("\(key) \(codec)".utf8) + payload
+        case .raw(let bytes): [0] + bytes
+        }
     }
 }

@@ -20,7 +20,7 @@ public enum MessageFormats {
             // the library hands it on as an event.
             let message = try QuixCodec.decode(value)
             switch message {
-            case .model: return message
+            case .model, .frame: return message
             case .unknown(let key, let codec, _): throw FormatError("a Quix envelope of unknown model \(key) (codec \(codec))")
             case .raw: throw FormatError("not a Quix 0.5 package: \(String(decoding: value.prefix(40), as: UTF8.self).debugDescription)")
             }

@@ -260,7 +260,8 @@ struct JSONReader {
         if cursor < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[cursor]) {
             cursor = start
             let double = try readNumber()
-            guard double.rounded() == double, let integer = Int64(exactly: double) else {
+            // Integral and within Int64 (a conversion that needs no libm, which nothing links here).
+            guard double >= -0x1p63, double < 0x1p63, case let integer = Int64(double), Double(integer) == double else {
                 throw QuixProtocolError(.invalidNumber, "expected an integer, found \(double)", at: base + start)
             }
             return integer
@@ -272,78 +273,17 @@ struct JSONReader {
 
     private mutating func readNumber() throws(QuixProtocolError) -> Double {
         let start = cursor
-        var mantissa: UInt64 = 0
-        var significant = 0
-        var fractionDigits = 0
-        var negative = false
-        if bytes[cursor] == UInt8(ascii: "-") {
-            negative = true
-            cursor += 1
+        let number = JSONText.scanNumber(bytes, from: cursor)
+        cursor = number.end
+        switch number.failure {
+        case .noDigit: throw unexpected("a digit")
+        case .noFractionDigit: throw unexpected("a digit after '.'")
+        case .noExponentDigit: throw unexpected("a digit in the exponent")
+        case nil: break
         }
-        var integerDigits = 0
-        while cursor < bytes.count, case let digit = bytes[cursor] &- UInt8(ascii: "0"), digit < 10 {
-            if significant < 19 { mantissa = mantissa &* 10 &+ UInt64(digit) }
-            if mantissa != 0 { significant += 1 }
-            integerDigits += 1
-            cursor += 1
-        }
-        guard integerDigits > 0 else { throw unexpected("a digit") }
-        if cursor < bytes.count && bytes[cursor] == UInt8(ascii: ".") {
-            cursor += 1
-            let fractionStart = cursor
-            while cursor < bytes.count, case let digit = bytes[cursor] &- UInt8(ascii: "0"), digit < 10 {
-                if significant < 19 { mantissa = mantissa &* 10 &+ UInt64(digit); fractionDigits += 1 }
-                if mantissa != 0 { significant += 1 }
-                cursor += 1
-            }
-            guard cursor > fractionStart else { throw unexpected("a digit after '.'") }
-        }
-        var hasExponent = false
-        if cursor < bytes.count && (bytes[cursor] == UInt8(ascii: "e") || bytes[cursor] == UInt8(ascii: "E")) {
-            hasExponent = true
-            cursor += 1
-            if cursor < bytes.count && (bytes[cursor] == UInt8(ascii: "+") || bytes[cursor] == UInt8(ascii: "-")) {
-                cursor += 1
-            }
-            let exponentStart = cursor
-            while cursor < bytes.count, bytes[cursor] &- UInt8(ascii: "0") < 10 { cursor += 1 }
-            guard cursor > exponentStart else { throw unexpected("a digit in the exponent") }
-        }
-        // Exact fast path: a mantissa below 2^53 divided by an exact power of ten.
-        if !hasExponent && significant <= 15 && fractionDigits <= 22 {
-            let value = Double(mantissa) / Self.powersOfTen[fractionDigits]
-            return negative ? -value : value
-        }
-        #if arch(x86_64)
-        // Up to 19 digits: the quotient in Float80 (64-bit mantissa, both operands exact) is
-        // correctly rounded to a double unless it lies within one Float80 ulp of a halfway
-        // point between two doubles; that rare case goes to strtod below.
-        if !hasExponent && significant <= 19 && fractionDigits <= 27 {
-            let quotient = Float80(mantissa) / Self.extendedPowersOfTen[fractionDigits]
-            let roundingBits = quotient.significandBitPattern & 0x7FF
-            if roundingBits < 0x3FF || roundingBits > 0x401 {
-                let value = Double(quotient)
-                return negative ? -value : value
-            }
-        }
-        #endif
-        guard let text = String(validating: bytes[start..<cursor], as: UTF8.self), let value = Double(text) else {
+        guard let value = JSONText.value(of: number, in: bytes, from: start) else {
             throw QuixProtocolError(.invalidNumber, "not a number", at: base + start)
         }
-        return value
-    }
-
-    #if arch(x86_64)
-    private static let extendedPowersOfTen: [Float80] = (0...27).map { exponent in
-        var value: Float80 = 1
-        for _ in 0..<exponent { value *= 10 }
-        return value
-    }
-    #endif
-
-    private static let powersOfTen: [Double] = (0...22).map { exponent in
-        var value = 1.0
-        for _ in 0..<exponent { value *= 10 }
         return value
     }
 

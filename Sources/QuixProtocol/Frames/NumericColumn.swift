@@ -20,6 +20,13 @@ public struct NumericColumn: Sendable, Hashable, RandomAccessCollection, Express
         present = Array(repeating: true, count: values.count)
     }
 
+    /// Values and presence as they are; both have one entry per cell.
+    package init(values: [Double], present: [Bool]) {
+        precondition(values.count == present.count, "\(values.count) values and \(present.count) presence flags")
+        self.values = values
+        self.present = present
+    }
+
     public init(repeating value: Double?, count: Int) {
         values = Array(repeating: value ?? 0, count: count)
         present = Array(repeating: value != nil, count: count)

@@ -1,16 +1,16 @@
 import OrderedCollections
-import QuixProtocol
+
 
 /// Time-series data as columns: one timestamp per row (ns since the Unix epoch, epoch folded
 /// in), numeric columns as flat arrays, string and binary columns, and tags. What a pandas frame
 /// of the Quix 0.5 data gives a data scientist: column access and arithmetic, filters,
 /// projection, concatenation, and rolling windows on data time.
 public struct TimeseriesFrame: Sendable, Hashable {
-    public internal(set) var timestamps: [Int64]
-    public internal(set) var numeric: OrderedDictionary<String, NumericColumn> = [:]
-    public internal(set) var strings: OrderedDictionary<String, [String?]> = [:]
-    public internal(set) var binary: OrderedDictionary<String, [[UInt8]?]> = [:]
-    public internal(set) var tags: OrderedDictionary<String, [String?]> = [:]
+    public package(set) var timestamps: [Int64]
+    public package(set) var numeric: OrderedDictionary<String, NumericColumn> = [:]
+    public package(set) var strings: OrderedDictionary<String, [String?]> = [:]
+    public package(set) var binary: OrderedDictionary<String, [[UInt8]?]> = [:]
+    public package(set) var tags: OrderedDictionary<String, [String?]> = [:]
 
     public init(timestamps: [Int64] = []) {
         self.timestamps = timestamps
