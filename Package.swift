@@ -52,6 +52,8 @@ let package = Package(
             dependencies: [
                 "QuixKafka", "QuixProtocol", "QuixState",
                 .product(name: "OrderedCollections", package: "swift-collections"),
+                // The queues of work on each worker thread.
+                .product(name: "DequeModule", package: "swift-collections"),
             ]),
         // Pipelines: the file model, YAML reading and validation, the Stage protocol and
         // registry, the built-in stages and their expressions, and the runtime.

@@ -15,11 +15,12 @@ public struct PackageAssembler: Sendable {
         /// Kafka messages this package was merged from (1 unless split).
         public var parts: Int
         public var timestampMilliseconds: Int64?
-        public var value: [UInt8]
+        /// The bytes: a slice of the consumer's poll batch, or of the merged parts.
+        public var value: ArraySlice<UInt8>
 
         public init(
             partition: Int32, key: [UInt8]?, offset: Int64, lastOffset: Int64, parts: Int, timestampMilliseconds: Int64?,
-            value: [UInt8]
+            value: ArraySlice<UInt8>
         ) {
             self.partition = partition
             self.key = key
@@ -62,7 +63,7 @@ public struct PackageAssembler: Sendable {
         case .whole:
             let package = Assembled(
                 partition: partition, key: key, offset: offset, lastOffset: offset, parts: 1,
-                timestampMilliseconds: timestampMilliseconds, value: Array(value))
+                timestampMilliseconds: timestampMilliseconds, value: value)
             if merger.hasPending(partition: partition, key: key) {
                 held[stream, default: []].append(package)
                 return []
@@ -71,7 +72,7 @@ public struct PackageAssembler: Sendable {
         case .merged(let bytes, let firstOffset, let parts):
             let package = Assembled(
                 partition: partition, key: key, offset: firstOffset, lastOffset: offset, parts: parts,
-                timestampMilliseconds: timestampMilliseconds, value: bytes)
+                timestampMilliseconds: timestampMilliseconds, value: bytes[...])
             return [package] + release(stream)
         }
     }

@@ -43,9 +43,9 @@ public struct QuixRecord: Sendable {
         timestamp = package.timestampMilliseconds
         parts = package.parts
         timeseriesCodec = .json
-        switch try TransportPackage.decode(package.value[...]) {
+        switch try TransportPackage.decode(package.value) {
         case .raw:
-            message = .raw(package.value)
+            message = .raw(Array(package.value))
         case .package(let transport):
             message = try QuixCodec.decode(transport)
             timeseriesCodec =

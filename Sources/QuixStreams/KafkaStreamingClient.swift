@@ -97,47 +97,45 @@ public final class TopicProducer: Sendable {
     }
 }
 
-/// How models reach Kafka: encoded with the topic's codec, split when too large (with the
-/// producer's message counter, as the reference numbers every package), keyed by stream id.
+/// How models reach Kafka: encoded with the topic's codec (time-series frames straight from
+/// their columns), split when too large (with the producer's message counter, as the reference
+/// numbers every package), keyed by stream id, tracked by the origin they carry.
 final class Sender: Sendable {
     let topic: String
     let codec: TimeseriesCodec
-    let producer: KafkaProducer
+    let producer: RecordProducer
     private let nextMessageID = Atomic<UInt32>(1)
-    private let failures = DeliveryFailures()
-
-    /// Delivery failures since the last flush, recorded by the producer's report handler.
-    private final class DeliveryFailures: Sendable {
-        let list = Mutex<[String]>([])
-    }
 
     init(client: KafkaStreamingClient, topic: String, codec: TimeseriesCodec) throws {
         self.topic = topic
         self.codec = codec
-        let failures = failures
-        producer = try KafkaProducer(settings: ProducerSettings(client: client.settings), logger: client.logger) { report in
-            if let error = report.error { failures.list.withLock { $0.append("\(report.topic)[\(report.partition)]: \(error)") } }
-        }
+        producer = try RecordProducer(client: client)
     }
 
-    func send(_ model: QuixModel, stream: String) async throws {
+    func send(_ model: QuixModel, stream: String, origin: DeliveryOrigin?) async throws {
+        try await send(envelope: QuixCodec.encode(model, timeseriesCodec: codec), stream: stream, origin: origin)
+    }
+
+    func send(_ frame: TimeseriesFrame, stream: String, origin: DeliveryOrigin?) async throws {
+        try await send(envelope: QuixCodec.encode(frame, timeseriesCodec: codec), stream: stream, origin: origin)
+    }
+
+    private func send(envelope: [UInt8], stream: String, origin: DeliveryOrigin?) async throws {
         let id = nextMessageID.add(1, ordering: .relaxed).oldValue
         let key = Array(stream.utf8)
-        for part in try MessageSplit.split(QuixCodec.encode(model, timeseriesCodec: codec), messageID: id) {
-            try await producer.send(OutgoingMessage(topic: topic, key: key, value: part))
+        guard envelope.count > MessageSplit.maximumMessageSize else {
+            try await producer.send(topic: topic, key: key, value: envelope, origin: origin)
+            return
+        }
+        for part in try MessageSplit.split(envelope, messageID: id) {
+            try await producer.send(topic: topic, key: key, value: part, origin: origin)
         }
     }
 
-    /// Waits for every message's report; throws if any delivery failed since the last flush.
+    /// Waits for every message's report; throws if a message sent without an origin failed
+    /// since the last flush.
     func flush() async throws {
         try await producer.flush()
-        let failed = failures.list.withLock { failures in
-            defer { failures.removeAll() }
-            return failures
-        }
-        if let first = failed.first {
-            throw StreamError(.deliveryFailed, "\(failed.count) messages were not delivered; the first: \(first)")
-        }
     }
 }
 

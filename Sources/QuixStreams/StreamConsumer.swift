@@ -100,9 +100,11 @@ public final class StreamConsumer: Sendable {
         for buffer in buffers { await buffer.expire(now: now, self, onError: onError) }
     }
 
-    /// Hands one package to the handlers; returns whether it ended the stream.
+    /// Hands one package (`value`, decoded as `message`) to the handlers; returns whether it
+    /// ended the stream.
     func deliver(
-        _ message: DecodedMessage, offset: Int64, timestampMilliseconds: Int64?, onError: (any Error, String) -> Void
+        _ message: DecodedMessage, value: ArraySlice<UInt8>, offset: Int64, timestampMilliseconds: Int64?,
+        onError: (any Error, String) -> Void
     ) async -> Bool {
         let handlers = state.withLock { state in
             state.lastPackage = .now
@@ -125,7 +127,14 @@ public final class StreamConsumer: Sendable {
                 if let onFrame = handlers.onFrame { try await onFrame(self, frame) }
                 for buffer in handlers.buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
             case .frame(let frame):
-                try await handlers.onData?(self, frame.timeseriesData)
+                if let onData = handlers.onData {
+                    // Data as sent (epoch and relative timestamps), which the frame folded.
+                    if case .model(.timeseries(let data)) = try QuixCodec.decode(value) {
+                        try await onData(self, data)
+                    } else {
+                        try await onData(self, frame.timeseriesData)
+                    }
+                }
                 if let onFrame = handlers.onFrame { try await onFrame(self, frame) }
                 for buffer in handlers.buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
             case .model(.eventData(let events)):

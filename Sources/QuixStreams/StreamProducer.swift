@@ -42,6 +42,9 @@ public final class StreamProducer: Sendable {
         var epoch: Int64 = 0
         var valueTypes: [String: ValueType] = [:]
         var closed = false
+        /// The oldest origin of what this stream holds unsent (changes waiting for their delay,
+        /// buffered rows): its partition commits no further until that is sent.
+        var held: DeliveryOrigin?
     }
 
     enum ValueType: String, Sendable { case numeric, string, binary }
@@ -71,6 +74,7 @@ public final class StreamProducer: Sendable {
             let before = state.properties
             change(&state.properties)
             if state.properties != before { state.propertiesChanged = .now }
+            hold(DeliveryOrigin.current, &state)
         }
         clock.watch(self)
     }
@@ -83,6 +87,7 @@ public final class StreamProducer: Sendable {
             try Self.checkOpen(state, streamID)
             try state.parameters.add(definition, at: location)
             state.parametersChanged = .now
+            hold(DeliveryOrigin.current, &state)
         }
         clock.watch(self)
     }
@@ -97,6 +102,7 @@ public final class StreamProducer: Sendable {
             guard state.parameters.definitions != definitions else { return }
             state.parameters.definitions = definitions
             state.parametersChanged = .now
+            hold(DeliveryOrigin.current, &state)
         }
         clock.watch(self)
     }
@@ -108,6 +114,7 @@ public final class StreamProducer: Sendable {
             guard state.events.definitions != definitions else { return }
             state.events.definitions = definitions
             state.eventsChanged = .now
+            hold(DeliveryOrigin.current, &state)
         }
         clock.watch(self)
     }
@@ -118,6 +125,7 @@ public final class StreamProducer: Sendable {
             try Self.checkOpen(state, streamID)
             try state.events.add(definition, at: location)
             state.eventsChanged = .now
+            hold(DeliveryOrigin.current, &state)
         }
         clock.watch(self)
     }
@@ -150,7 +158,8 @@ public final class StreamProducer: Sendable {
     }
 
     private func writeInOrder(_ frame: TimeseriesFrame) async throws {
-        let (released, waiting): ([TimeseriesFrame], Bool) = try state.withLock { (state) throws(StreamError) in
+        let current = DeliveryOrigin.current
+        let (released, waiting, origin): ([TimeseriesFrame], Bool, DeliveryOrigin?) = try state.withLock { (state) throws(StreamError) in
             try Self.checkOpen(state, streamID)
             try Self.checkTypes(frame, &state)
             var frame = Self.shifted(frame, by: state.epoch)
@@ -160,12 +169,14 @@ public final class StreamProducer: Sendable {
             }
             // Rows whose timeout passed go first, should the clock not have come round yet.
             let now = ContinuousClock.now
+            hold(current, &state)
             let expired = state.buffer.expire(now: now).map { [$0] } ?? []
-            let released = expired + state.buffer.write(frame, now: now)
-            return (released, state.buffer.nextDeadline != nil)
+            let released = expired + state.buffer.write(frame, origin: current?.offset, now: now)
+            return (released, state.buffer.nextDeadline != nil, state.held)
         }
         if waiting { clock.watch(self) }  // rows wait for the buffer's timeout
-        for frame in released { try await send(.timeseries(frame.timeseriesData)) }
+        for frame in released { try await send(frame, origin: origin) }
+        releaseSent()
     }
 
     /// Publishes rows at once, not through the buffer: duplicate rows (same timestamp and tags)
@@ -175,15 +186,19 @@ public final class StreamProducer: Sendable {
     }
 
     private func publishInOrder(_ frame: TimeseriesFrame) async throws {
-        let ready: TimeseriesFrame? = try state.withLock { (state) throws(StreamError) in
+        let current = DeliveryOrigin.current
+        let (ready, origin): (TimeseriesFrame?, DeliveryOrigin?) = try state.withLock { (state) throws(StreamError) in
             try Self.checkOpen(state, streamID)
             try Self.checkTypes(frame, &state)
             let merged = Self.shifted(frame, by: state.epoch).mergingDuplicateRows()
+            let origin = state.held ?? current
+            if merged.rowsHaveValues { return (merged, origin) }  // every row stays: no copy
             let rows = (0..<merged.rowCount).filter { TimeseriesRow(frame: merged, index: $0).hasValues }
-            if rows.count == merged.rowCount { return merged }  // every row stays: no copy
-            return rows.isEmpty ? nil : merged.rows(rows)
+            return (rows.isEmpty ? nil : merged.rows(rows), origin)
         }
-        if let ready { try await send(.timeseries(ready.timeseriesData)) }
+        guard let ready else { return }
+        try await send(ready, origin: origin)
+        releaseSent()
     }
 
     // MARK: Events
@@ -199,16 +214,18 @@ public final class StreamProducer: Sendable {
     }
 
     private func publishInOrder(_ events: [EventData]) async throws {
-        let epoch = try state.withLock { (state) throws(StreamError) -> Int64 in
+        let current = DeliveryOrigin.current
+        let (epoch, origin) = try state.withLock { (state) throws(StreamError) -> (Int64, DeliveryOrigin?) in
             try Self.checkOpen(state, streamID)
-            return state.epoch
+            return (state.epoch, state.held ?? current)
         }
         guard !events.isEmpty else { return }
         try await send(.eventData(events.map { event in
             var event = event
             event.timestamp &+= epoch
             return event
-        }))
+        }), origin: origin)
+        releaseSent()
     }
 
     // MARK: Flush and close
@@ -221,17 +238,24 @@ public final class StreamProducer: Sendable {
     /// Flushes, sends the end of the stream, and refuses anything more.
     public func close(_ endType: StreamEndType = .closed) async throws {
         try await order.withLock {
-            try state.withLock { (state) throws(StreamError) in try Self.checkOpen(state, streamID) }
+            let current = DeliveryOrigin.current
+            let origin = try state.withLock { (state) throws(StreamError) in
+                try Self.checkOpen(state, streamID)
+                return state.held ?? current
+            }
             try await flushInOrder()
-            try await sender.send(.streamEnd(endType), stream: streamID)
+            try await sender.send(.streamEnd(endType), stream: streamID, origin: origin)
             state.withLock { $0.closed = true }
+            releaseSent()
         }
     }
 
     private func flushInOrder() async throws {
-        let released: TimeseriesFrame? = state.withLock { $0.buffer.flush() }
-        try await sendPending(beforeData: released != nil)
-        if let released { try await sender.send(.timeseries(released.timeseriesData), stream: streamID) }
+        let current = DeliveryOrigin.current
+        let (released, origin) = state.withLock { ($0.buffer.flush(), $0.held ?? current) }
+        try await sendPending(beforeData: released != nil, origin: origin)
+        if let released { try await sender.send(released, stream: streamID, origin: origin) }
+        releaseSent()
     }
 
     /// When the clock has something to do for this stream: send changed properties or
@@ -250,15 +274,16 @@ public final class StreamProducer: Sendable {
     /// whose delay passed, and rows the buffer held longer than its timeout.
     func sendDue(now: ContinuousClock.Instant) async throws {
         try await order.withLock {
-            let (dueChanges, released) = state.withLock { state -> (Bool, TimeseriesFrame?) in
-                guard !state.closed else { return (false, nil) }
+            let (dueChanges, released, origin) = state.withLock { state -> (Bool, TimeseriesFrame?, DeliveryOrigin?) in
+                guard !state.closed else { return (false, nil, nil) }
                 let due = state.propertiesChanged.map { $0 + Self.propertiesDelay <= now } == true
                     || state.parametersChanged.map { $0 + Self.propertiesDelay <= now } == true
                     || state.eventsChanged.map { $0 + Self.eventDefinitionsDelay <= now } == true
-                return (due, state.buffer.expire(now: now))
+                return (due, state.buffer.expire(now: now), state.held)
             }
-            if released != nil || dueChanges { try await sendPending(beforeData: released != nil) }
-            if let released { try await sender.send(.timeseries(released.timeseriesData), stream: streamID) }
+            if released != nil || dueChanges { try await sendPending(beforeData: released != nil, origin: origin) }
+            if let released { try await sender.send(released, stream: streamID, origin: origin) }
+            releaseSent()
         }
     }
 
@@ -266,15 +291,44 @@ public final class StreamProducer: Sendable {
 
     /// Sends `model` after whatever must precede it: changed (or stale) properties, changed
     /// definitions.
-    private func send(_ model: QuixModel) async throws {
-        try await sendPending(beforeData: true)
-        try await sender.send(model, stream: streamID)
+    private func send(_ model: QuixModel, origin: DeliveryOrigin?) async throws {
+        try await sendPending(beforeData: true, origin: origin)
+        try await sender.send(model, stream: streamID, origin: origin)
+    }
+
+    /// Sends the rows of `frame` after whatever must precede them.
+    private func send(_ frame: TimeseriesFrame, origin: DeliveryOrigin?) async throws {
+        try await sendPending(beforeData: true, origin: origin)
+        try await sender.send(frame, stream: streamID, origin: origin)
+    }
+
+    /// Takes a hold for `origin` if nothing is held: what is now pending belongs to it.
+    private func hold(_ origin: DeliveryOrigin?, _ state: inout State) {
+        guard state.held == nil, let origin else { return }
+        state.held = origin
+        origin.tracker.hold(self, origin: origin.offset)
+    }
+
+    /// After sends (whose deliveries are tracked from now on): the hold moves to the oldest row
+    /// the buffer keeps, stays while changes wait for their delay, or ends.
+    private func releaseSent() {
+        state.withLock { state in
+            guard let held = state.held else { return }
+            if state.propertiesChanged != nil || state.parametersChanged != nil || state.eventsChanged != nil { return }
+            if let oldest = state.buffer.oldestHeldOrigin {
+                state.held = DeliveryOrigin(tracker: held.tracker, offset: oldest)
+                held.tracker.hold(self, origin: oldest)
+            } else {
+                state.held = nil
+                held.tracker.hold(self, origin: nil)
+            }
+        }
     }
 
     /// Sends changed properties and definitions. Before data or definitions, properties never
     /// sent or last sent longer ago than the heartbeat go first (a StreamEnd alone does not
     /// need them, as in the reference).
-    private func sendPending(beforeData: Bool) async throws {
+    private func sendPending(beforeData: Bool, origin: DeliveryOrigin?) async throws {
         let now = ContinuousClock.now
         let pending: [QuixModel] = state.withLock { state in
             var models: [QuixModel] = []
@@ -295,7 +349,7 @@ public final class StreamProducer: Sendable {
             }
             return models
         }
-        for model in pending { try await sender.send(model, stream: streamID) }
+        for model in pending { try await sender.send(model, stream: streamID, origin: origin) }
     }
 
     private static func checkOpen(_ state: State, _ id: String) throws(StreamError) {

@@ -200,6 +200,17 @@ public struct TimeseriesBuffer: Sendable {
 }
 
 extension TimeseriesFrame {
+    /// Whether every row has a numeric, string or binary value (a column without a missing cell
+    /// answers at once).
+    var rowsHaveValues: Bool {
+        if numeric.values.contains(where: { !$0.present.contains(false) }) || strings.values.contains(where: { !$0.contains(nil) })
+            || binary.values.contains(where: { !$0.contains(nil) })
+        {
+            return true
+        }
+        return (0..<rowCount).allSatisfy { TimeseriesRow(frame: self, index: $0).hasValues }
+    }
+
     /// Without the columns in which no row has a value.
     func droppingEmptyColumns() -> TimeseriesFrame {
         var result = TimeseriesFrame(timestamps: timestamps)

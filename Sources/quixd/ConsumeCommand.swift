@@ -102,7 +102,7 @@ struct Consume: AsyncParsableCommand {
                             PackageAssembler.Assembled(
                                 partition: message.partition, key: message.key.map(Array.init), offset: message.offset,
                                 lastOffset: message.offset, parts: 1, timestampMilliseconds: message.timestampMilliseconds,
-                                value: Array(message.value ?? []))
+                                value: message.value ?? [])
                         ]
                     }
                     for package in ready {
@@ -140,7 +140,7 @@ struct Consume: AsyncParsableCommand {
         case .json, .raw:
             let stream = QuixCodec.streamID(fromKey: package.key?[...])
             let record = QuixRecord(
-                stream: stream, message: .raw(package.value), partition: package.partition, offset: package.offset,
+                stream: stream, message: .raw(Array(package.value)), partition: package.partition, offset: package.offset,
                 timestamp: package.timestampMilliseconds)
             guard format == .json else { return record.jsonLine() }
             guard (try? JSONSerialization.jsonObject(with: Data(package.value), options: .fragmentsAllowed)) != nil else {

@@ -58,7 +58,7 @@ struct PipelineValidationTests {
         #expect(pipeline.name == "gforce" && pipeline.input.topic == "telemetry" && pipeline.input.consumerGroup == "gforce")
         #expect(pipeline.stages.map(\.uses) == ["compute", "rolling", "speeding-ticket"])
         #expect(pipeline.stages[0].options["expression"]?.kind == .scalar("abs(gForceX) + abs(gForceY) + abs(gForceZ)"))
-        #expect(pipeline.output.buffer == Pipeline.Buffer(packetSize: 100, timeSpan: .milliseconds(100), timeout: nil))
+        #expect(pipeline.output.buffer == Pipeline.Buffer(packetSize: 100, timeSpan: .milliseconds(100), timeout: .seconds(1)))
         #expect(pipeline.delivery == .atLeastOnce && pipeline.checkpointInterval == .seconds(1) && pipeline.changelog)
         #expect(pipeline.onError == Pipeline.ErrorPolicy(kind: .deadLetter, topic: "telemetry-dlq"))
     }

@@ -419,7 +419,8 @@ struct StatefulStageTests {
     func validOptions() throws {
         let window = try #require(try make("window", ["size": "10s", "column": "x"]) as? WindowStage)
         #expect(window.kind == .tumbling && window.size == 10 * s && window.step == 10 * s && window.grace == 0 && window.aggregates == [.mean])
-        #expect(window.definitions(ParameterDefinitions(parameters: [ParameterDefinition(id: "x")])) == ParameterDefinitions())
+        // A window passes on its aggregates, not the rows it read: their columns are what it defines.
+        #expect(window.definitions(ParameterDefinitions(parameters: [ParameterDefinition(id: "x")])).parameters.map(\.id) == ["x_mean", "window_end"])
         let hopping = try #require(
             try make(
                 "window",

@@ -364,7 +364,8 @@ struct StateTests {
             group.addTask { try await consumer.run() }
             let clock = ContinuousClock()
             var deadline = clock.now + .seconds(60)
-            while (handled.withLock { $0 } < 60 || errors.withLock { $0 }.isEmpty) && clock.now < deadline {
+            // The first failed checkpoint pauses the partition: processing stops until it succeeds.
+            while errors.withLock({ $0 }).isEmpty && clock.now < deadline {
                 try await Task.sleep(for: .milliseconds(50))
             }
             let refused = errors.withLock { $0 }
@@ -378,6 +379,7 @@ struct StateTests {
                 try await Task.sleep(for: .milliseconds(100))
             }
             #expect(try await probe.committed([partition]).first?.offset == 61)
+            #expect(handled.withLock { $0 } == 60, "the partition resumed once its checkpoint succeeded")
             await consumer.close()
             try await group.waitForAll()
         }

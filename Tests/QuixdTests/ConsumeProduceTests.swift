@@ -55,7 +55,7 @@ func packages(_ cluster: MockCluster, _ topic: String, expected: Int) async thro
                 partition: message.partition, key: message.key.map(Array.init), offset: message.offset,
                 timestampMilliseconds: nil, value: message.value ?? [])
             {
-                result[QuixCodec.streamID(fromKey: package.key?[...]), default: []].append(package.value)
+                result[QuixCodec.streamID(fromKey: package.key?[...]), default: []].append(Array(package.value))
                 count += 1
             }
         }

@@ -84,4 +84,16 @@ extension ParameterDefinitions {
         }
         return ParameterDefinitions(parameterGroups: parameterGroups.map(map), parameters: parameters.compactMap(transform))
     }
+
+    /// The definitions with `id` defined (at the root, without details) unless it already is: for
+    /// a column a stage adds.
+    public func adding(_ id: String) -> ParameterDefinitions {
+        func defines(_ groups: [ParameterGroup]) -> Bool {
+            groups.contains { $0.parameters.contains { $0.id == id } || defines($0.childGroups) }
+        }
+        guard !parameters.contains(where: { $0.id == id }), !defines(parameterGroups) else { return self }
+        var result = self
+        result.parameters.append(ParameterDefinition(id: id))
+        return result
+    }
 }

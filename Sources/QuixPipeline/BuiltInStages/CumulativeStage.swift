@@ -63,6 +63,8 @@ public struct CumulativeStage: Stage {
         return frame
     }
 
+    public func definitions(_ definitions: ParameterDefinitions) -> ParameterDefinitions { definitions.adding(output) }
+
     private func combine(_ running: Double, _ value: Double) -> Double {
         switch aggregate {
         case .sum: running + value

@@ -86,6 +86,8 @@ public struct RollingStage: Stage {
     static let maxTimestampKey = "maxTimestamp"
     static let rowCountKey = "rowCount"
 
+    public func definitions(_ definitions: ParameterDefinitions) -> ParameterDefinitions { definitions.adding(output) }
+
     public func process(_ frame: TimeseriesFrame, _ context: StageContext) throws -> TimeseriesFrame {
         guard frame.rowCount > 0 else { return frame }
         let state = try context.state()

@@ -40,6 +40,8 @@ public struct ComputeStage: Stage {
         result[column] = expression.numbers(in: frame)
         return result
     }
+
+    public func definitions(_ definitions: ParameterDefinitions) -> ParameterDefinitions { definitions.adding(column) }
 }
 
 /// `event`: sends an event for each row where a condition holds (the speeding-ticket pattern);

@@ -177,7 +177,9 @@ public struct WindowStage: Stage {
 
     /// None of the input's parameters pass on: the output has only the window's columns, which
     /// the pipeline defines when they first appear.
-    public func definitions(_ definitions: ParameterDefinitions) -> ParameterDefinitions { ParameterDefinitions() }
+    public func definitions(_ definitions: ParameterDefinitions) -> ParameterDefinitions {
+        (aggregates.map { "\(column)_\($0.rawValue)" } + ["window_end"]).reduce(ParameterDefinitions()) { $0.adding($1) }
+    }
 
     private func isClosed(_ end: Int64, _ latest: Int64) -> Bool { StageTime.plus(end, grace) <= latest }
 

@@ -18,7 +18,7 @@ public enum MessageFormats {
         case .quix: { value, _ in
             // A pipeline reading the Quix format cannot process other data: it is an error, where
             // the library hands it on as an event.
-            let message = try QuixCodec.decode(value)
+            let message = try QuixCodec.decodeFrame(value)
             switch message {
             case .model, .frame: return message
             case .unknown(let key, let codec, _): throw FormatError("a Quix envelope of unknown model \(key) (codec \(codec))")

@@ -14,7 +14,7 @@ public final class PipelineRunner: Sendable {
     private let chain: StageChain
     private let consumer: TopicConsumer
     private let output: any PipelineOutput
-    private let deadLetters: KafkaProducer?
+    private let failures: FailurePolicy
     private let metrics: PipelineMetrics?
     /// `<state dir>/<pipeline>`, where each input partition has its LMDB environment.
     private let stateRoot: String?
@@ -69,12 +69,8 @@ public final class PipelineRunner: Sendable {
             decoder: MessageFormats.decoder(for: pipeline.input.format), groupInstanceID: groupInstanceID)
         output = pipeline.output.format == .quix
             ? try QuixOutput(client: client, output: pipeline.output)
-            : try RecordOutput(client: client, output: pipeline.output, logger: logger)
-        if pipeline.onError.kind == .deadLetter {
-            deadLetters = try KafkaProducer(settings: ProducerSettings(client: client.settings), logger: logger)
-        } else {
-            deadLetters = nil
-        }
+            : try RecordOutput(client: client, output: pipeline.output)
+        failures = try FailurePolicy(pipeline: pipeline, client: client, metrics: metrics, logger: logger)
         metrics?.register(pipeline: pipeline.name)
         attachHandlers()
     }
@@ -132,7 +128,7 @@ public final class PipelineRunner: Sendable {
 
     private func closeOutputs() async {
         await output.close()
-        if let deadLetters { await deadLetters.close() }
+        await failures.close()
     }
 
     // MARK: Wiring
@@ -140,17 +136,15 @@ public final class PipelineRunner: Sendable {
     private func attachHandlers() {
         // Weak: the consumer's handlers must not keep a stopped runner alive.
         consumer.onStreamReceived { [weak self] stream in self?.attach(stream) }
-        consumer.onPackageFailed { [weak self] failure in await self?.handle(failure) ?? .stop }
+        consumer.onPackageFailed { [failures] failure in await failures.handle(failure) }
         consumer.onConsumed { [metrics, name = pipeline.name] counts in
             for (partition, count) in counts {
                 metrics?.recordConsumed(pipeline: name, topic: partition.topic, partition: partition.partition, messages: count.messages, bytes: count.bytes)
             }
         }
+        // Outputs are not flushed for a checkpoint: it waits only for the deliveries it needs.
         let checkpointStart = Mutex(ContinuousClock.now)
-        consumer.onCommitting { [output] _, _ in
-            checkpointStart.withLock { $0 = .now }
-            try await output.flush()
-        }
+        consumer.onCommitting { _, _ in checkpointStart.withLock { $0 = .now } }
         consumer.onCommitted { [weak self] consumer, _ in
             guard let self else { return }
             status.withLock { $0.lastProgress = .now }
@@ -162,6 +156,10 @@ public final class PipelineRunner: Sendable {
         }
         consumer.onAssigned { [weak self] _, partitions in self?.assigned(partitions) }
         consumer.onRevoking { [weak self] _, partitions in self?.revoking(partitions) }
+        // Stopping: held output rows go out now, so the final checkpoint commits everything read.
+        consumer.onStopping { [output] _, streams in
+            for stream in streams { try await output.release(stream.streamID) }
+        }
     }
 
     /// The disk space of each assigned partition's state (its LMDB data file's allocated blocks).
@@ -235,53 +233,9 @@ public final class PipelineRunner: Sendable {
             }
         }
         stream.onStreamClosed { stream, type in
-            guard stream.receivedStreamEnd else { return }  // revoked or idle: the stream goes on elsewhere
+            // Revoked or idle: the stream goes on elsewhere or later; its held rows go out now.
+            guard stream.receivedStreamEnd else { return try await output.release(id) }
             try await output.end(id, type)
-        }
-    }
-
-    // MARK: Failures
-
-    /// The `onError` policy for a message that could not be decoded or processed.
-    private func handle(_ failure: PackageFailure) async -> PackageDisposition {
-        let stage = (failure.error as? StageFailure)?.stage ?? (failure.context == "decoding" ? "input" : "handler")
-        let reason = (failure.error as? StageFailure).map { "\($0.error)" } ?? "\(failure.error)"
-        metrics?.recordError(pipeline: pipeline.name, stage: stage)
-        let metadata: Logger.Metadata = [
-            "stage": "\(stage)", "error": "\(reason)", "stream": "\(failure.streamID)",
-            "source": "\(failure.topic)[\(failure.partition)]@\(failure.offset)",
-        ]
-        switch pipeline.onError.kind {
-        case .skip:
-            metrics?.recordSkipped(pipeline: pipeline.name)
-            logger.warning("message skipped", metadata: metadata)
-            return .skip
-        case .stop:
-            logger.error("pipeline stops at a message it cannot process", metadata: metadata)
-            return .stop
-        case .deadLetter:
-            guard let deadLetters, let topic = pipeline.onError.topic else { return .stop }
-            let headers = [
-                KafkaHeader("quixd-pipeline", Array(pipeline.name.utf8)),
-                KafkaHeader("quixd-stage", Array(stage.utf8)),
-                KafkaHeader("quixd-error", Array(reason.utf8)),
-                KafkaHeader("quixd-source-topic", Array(failure.topic.utf8)),
-                KafkaHeader("quixd-source-partition", Array(String(failure.partition).utf8)),
-                KafkaHeader("quixd-source-offset", Array(String(failure.offset).utf8)),
-            ]
-            let message = OutgoingMessage(
-                topic: topic, key: failure.key, value: failure.value, headers: headers, timestampMilliseconds: failure.timestampMilliseconds)
-            do {
-                let report = try await deadLetters.deliver(message)
-                if let error = report.error { throw error }
-            } catch {
-                // Not in the dead-letter topic: dropping it would lose it, so the pipeline stops before it.
-                logger.error("the dead-letter topic did not take a message; the pipeline stops before it", metadata: metadata.merging(["dlq-error": "\(error)"]) { a, _ in a })
-                return .stop
-            }
-            metrics?.recordDeadLettered(pipeline: pipeline.name)
-            logger.warning("message dead-lettered", metadata: metadata.merging(["topic": "\(topic)"]) { a, _ in a })
-            return .skip
         }
     }
 }

@@ -7,9 +7,10 @@ import Synchronization
 /// `<directory>/<topic>-<partition>/`, a named database per store, and the partition's
 /// checkpoint (the next input offset whose effects are not in the state).
 ///
-/// Changes wait in memory until `checkpoint(offset:)` writes them and the offset in one LMDB
-/// write transaction; reads see them at once. A package whose handler throws is rolled back to
-/// the savepoint taken before it (`savepoint()`/`rollBack(to:)`).
+/// Changes wait in memory, each with the offset of the package that made it, until a checkpoint
+/// writes those of packages before its offset, and the offset, in one LMDB write transaction;
+/// reads see them at once. A package whose handler throws is rolled back to the savepoint taken
+/// before it (`savepoint()`/`rollBack(to:)`).
 final class PartitionState: Sendable {
     let partition: TopicPartition
     let environment: StateEnvironment
@@ -31,7 +32,13 @@ final class PartitionState: Sendable {
     }
 
     struct Pending: Sendable {
-        var changes: [Change] = []
+        /// Changes in the order they were made, with the offset of the package that made each
+        /// (offsets never decrease along the list).
+        var changes: [(offset: Int64, change: Change)] = []
+        /// Changes already written by checkpoints (savepoints count from the first ever made).
+        var written = 0
+        /// The package changes are made for now.
+        var offset: Int64 = 0
         /// The pending value of each changed key (nil: deleted).
         var overlay: [String: [[UInt8]: [UInt8]?]] = [:]
         /// Prefixes deleted since the last checkpoint, per store: keys under them that are not
@@ -78,6 +85,17 @@ final class PartitionState: Sendable {
     var stores: Set<String> { state.withLock { $0.stores } }
 
     var hasPendingChanges: Bool { state.withLock { !$0.changes.isEmpty || $0.storesChanged } }
+
+    /// Whether a package before `offset` changed something not yet checkpointed.
+    func hasPendingChanges(before offset: Int64) -> Bool {
+        state.withLock { state in state.storesChanged || (state.changes.first.map { $0.offset < offset } ?? false) }
+    }
+
+    /// The first pending changes: those of packages before `offset`, made before `savepoint`.
+    private static func prefix(_ state: Pending, before offset: Int64, savepoint: Int) -> ArraySlice<(offset: Int64, change: Change)> {
+        let limit = savepoint == .max ? state.changes.count : max(0, min(state.changes.count, savepoint - state.written))
+        return state.changes[..<limit].prefix { $0.offset < offset }
+    }
 
     // MARK: Reading and changing
 
@@ -127,9 +145,15 @@ final class PartitionState: Sendable {
 
     private func record(_ change: Change) {
         state.withLock { state in
-            state.changes.append(change)
+            state.changes.append((state.offset, change))
             Self.apply(change, to: &state)
         }
+    }
+
+    /// Changes made from now on belong to the package at `offset` (or, between packages, to the
+    /// last one processed).
+    func beginPackage(at offset: Int64) {
+        state.withLock { $0.offset = offset }
     }
 
     private static func apply(_ change: Change, to state: inout Pending) {
@@ -148,28 +172,32 @@ final class PartitionState: Sendable {
     // MARK: Savepoints
 
     /// A point to roll back to: the number of changes made so far.
-    func savepoint() -> Int { state.withLock { $0.changes.count } }
+    func savepoint() -> Int { state.withLock { $0.written + $0.changes.count } }
 
     /// Forgets the changes made after `savepoint`.
     func rollBack(to savepoint: Int) {
         state.withLock { state in
-            guard state.changes.count > savepoint else { return }
-            let kept = state.changes.prefix(savepoint)
-            var rebuilt = Pending(databases: state.databases, stores: state.stores, storesChanged: state.storesChanged)
-            for change in kept {
-                rebuilt.changes.append(change)
-                Self.apply(change, to: &rebuilt)
-            }
-            state = rebuilt
+            let kept = savepoint - state.written
+            guard state.changes.count > kept, kept >= 0 else { return }
+            state.changes.removeSubrange(kept...)
+            Self.rebuildOverlay(&state)
         }
+    }
+
+    /// The overlay and cleared prefixes of the changes still pending, from scratch.
+    private static func rebuildOverlay(_ state: inout Pending) {
+        state.overlay.removeAll()
+        state.clearedPrefixes.removeAll()
+        for (_, change) in state.changes { apply(change, to: &state) }
     }
 
     // MARK: Checkpoints
 
-    /// The net effect of the pending changes, as changelog records: per changed key its value,
-    /// or nil for a deleted one (a deleted prefix expands to the keys stored under it).
-    func pendingEffects() throws -> [(key: [UInt8], value: [UInt8]?)] {
-        let changes = state.withLock { $0.changes }
+    /// The net effect of the pending changes of packages before `offset` (made before `savepoint`),
+    /// as changelog records: per changed key its value, or nil for a deleted one (a deleted prefix
+    /// expands to the keys stored under it).
+    func pendingEffects(before offset: Int64 = .max, savepoint: Int = .max) throws -> [(key: [UInt8], value: [UInt8]?)] {
+        let changes = state.withLock { Self.prefix($0, before: offset, savepoint: savepoint).map(\.change) }
         var effects: [String: [[UInt8]: [UInt8]?]] = [:]
         for change in changes {
             switch change {
@@ -190,11 +218,14 @@ final class PartitionState: Sendable {
         return effects.flatMap { store, keys in keys.map { (Changelog.recordKey(store: store, key: $0.key), $0.value) } }
     }
 
-    /// Writes the pending changes and `offset` as the checkpoint (and the changelog offset
-    /// after its marker) in one transaction. On failure (a full disk, say) nothing is written
-    /// and the changes stay pending.
-    func checkpoint(offset: Int64, changelogOffset: Int64? = nil) throws {
-        let (changes, stores, storesChanged) = state.withLock { ($0.changes, $0.stores, $0.storesChanged) }
+    /// Writes the pending changes of packages before `offset` (made before `savepoint`) and
+    /// `offset` as the checkpoint (and the changelog offset after its marker) in one transaction;
+    /// later changes stay pending. On failure (a full disk, say) nothing is written and every
+    /// change stays. Run it on the state thread (`StateCommitter`): it commits and syncs.
+    func checkpoint(offset: Int64, savepoint: Int = .max, changelogOffset: Int64? = nil) throws {
+        let (changes, stores, storesChanged) = state.withLock { state in
+            (Self.prefix(state, before: offset, savepoint: savepoint).map(\.change), state.stores, state.storesChanged)
+        }
         var databases: [String: Database] = [:]
         for store in Set(changes.map(\.store)) { databases[store] = try database(store) }
         try environment.write { txn in
@@ -210,13 +241,12 @@ final class PartitionState: Sendable {
             if let changelogOffset { try txn.put(Int(changelogOffset).stateBytes, for: Self.changelogKey, in: meta) }
         }
         state.withLock { state in
-            // Changes made while the transaction ran (none today: handlers and checkpoints take
-            // turns) would stay pending.
-            state.changes.removeFirst(min(changes.count, state.changes.count))
-            if state.changes.isEmpty {
-                state.overlay.removeAll()
-                state.clearedPrefixes.removeAll()
-            }
+            // The written changes are the first ones still pending: later packages only append,
+            // and a rollback never reaches back before the package in hand.
+            let count = min(changes.count, state.changes.count)
+            state.changes.removeFirst(count)
+            state.written += count
+            Self.rebuildOverlay(&state)
             state.storesChanged = false
         }
     }
@@ -262,7 +292,7 @@ final class PartitionState: Sendable {
     /// Drops every pending change (the partition was lost: its work is redone elsewhere).
     func discardPending() {
         state.withLock { state in
-            state = Pending(databases: state.databases, stores: state.stores)
+            state = Pending(written: state.written + state.changes.count, databases: state.databases, stores: state.stores)
         }
     }
 

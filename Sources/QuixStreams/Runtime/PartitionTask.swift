@@ -1,0 +1,182 @@
+import Logging
+import QuixKafka
+import QuixProtocol
+import Synchronization
+
+/// One assigned input partition (Kafka Streams' StreamTask): its package assembler, its streams
+/// and their consumer buffers, its state and the tracker of what its handlers sent. Its lane runs
+/// it, one package at a time in offset order; the checkpointer takes cuts of it on that lane.
+final class PartitionTask: Sendable {
+    let partition: TopicPartition
+    let lane: Lane
+    let state: PartitionState?
+    let tracker: DeliveryTracker
+    let streams = StreamRegistry()
+    private let consumer: TopicConsumer
+    private let progress: Mutex<Progress>
+
+    private struct Progress {
+        var assembler = PackageAssembler()
+        /// The offset after the last package processed; nil before the first.
+        var processed: Int64?
+        /// Stateful partitions check their first message against their state's checkpoint.
+        var awaitingFirstMessage: Bool
+        /// Messages below this were processed before (the partition came back while its
+        /// revocation was handled); they are passed over.
+        var floor: Int64?
+        /// Packages processed since the last checkpoint.
+        var uncommitted = 0
+    }
+
+    init(partition: TopicPartition, lane: Lane, state: PartitionState?, floor: Int64?, consumer: TopicConsumer) {
+        self.partition = partition
+        self.lane = lane
+        self.state = state
+        self.consumer = consumer
+        tracker = DeliveryTracker(partition: partition)
+        progress = Mutex(Progress(processed: floor, awaitingFirstMessage: state != nil, floor: floor))
+    }
+
+    /// The offset after the last package processed (nil before the first).
+    var processed: Int64? { progress.withLock { $0.processed } }
+
+    /// Packages processed since the last checkpoint (for `CommitOptions.everyPackages`).
+    var uncommitted: Int { progress.withLock { $0.uncommitted } }
+
+    // MARK: Processing (on the lane)
+
+    /// Processes messages of this partition in offset order. Throws `ConsumerStoppedAtFailure`
+    /// when the failure handler says stop: the failed package is not counted as processed.
+    func process(_ messages: ArraySlice<KafkaMessage>) async throws {
+        for message in messages {
+            let (skip, checkResume) = progress.withLock { progress -> (Bool, Bool) in
+                if let floor = progress.floor {
+                    if message.offset < floor { return (true, false) }
+                    progress.floor = nil
+                }
+                defer { progress.awaitingFirstMessage = false }
+                return (false, progress.awaitingFirstMessage)
+            }
+            if skip { continue }
+            if checkResume { try consumer.stores?.checkResume(partition, firstOffset: message.offset) }
+            let (ready, dropped) = progress.withLock { progress in
+                let ready = progress.assembler.add(
+                    partition: message.partition, key: message.key.map(Array.init), offset: message.offset,
+                    timestampMilliseconds: message.timestampMilliseconds, value: message.value ?? [])
+                return (ready, progress.assembler.takeDropped())
+            }
+            for error in dropped { consumer.report(error, "topic \(partition.topic)[\(partition.partition)]") }
+            for package in ready {
+                if let failure = await handle(package),
+                    // What the failure handler sends (a dead letter) belongs to the package too.
+                    await DeliveryOrigin.$current.withValue(tracker.origin(package.offset), operation: { await consumer.packageFailed(failure) })
+                        == .stop
+                {
+                    throw ConsumerStoppedAtFailure(failure: failure)
+                }
+                progress.withLock { progress in
+                    progress.processed = package.lastOffset + 1
+                    progress.uncommitted += 1
+                }
+            }
+        }
+    }
+
+    /// Hands a package to its stream; returns why it failed, if it did. What its handlers send
+    /// carries its origin; the state changes they make are rolled back if one throws.
+    private func handle(_ package: PackageAssembler.Assembled) async -> PackageFailure? {
+        let id = QuixCodec.streamID(fromKey: package.key?[...])
+        guard id != QuixCodec.keepAliveKey else { return nil }
+        func failure(_ error: any Error, _ context: String) -> PackageFailure {
+            PackageFailure(
+                topic: partition.topic, partition: package.partition, offset: package.offset, key: package.key, value: Array(package.value),
+                timestampMilliseconds: package.timestampMilliseconds, streamID: id, error: error, context: context)
+        }
+        let message: DecodedMessage
+        do {
+            message = try consumer.decode(package.value, package.timestampMilliseconds)
+        } catch {
+            consumer.report(error, "stream \(id), partition \(package.partition), offset \(package.offset)")
+            return failure(error, "decoding")
+        }
+        let (stream, isNew) = streams.stream(id) { StreamConsumer(id: id, partition: package.partition, state: state) }
+        if isNew { consumer.streamReceived(stream) }
+        state?.beginPackage(at: package.offset)
+        let savepoint = state?.savepoint()
+        let failed = Mutex<PackageFailure?>(nil)
+        let ended = await DeliveryOrigin.$current.withValue(tracker.origin(package.offset)) {
+            await stream.deliver(
+                message, value: package.value, offset: package.offset, timestampMilliseconds: package.timestampMilliseconds,
+                onError: { error, context in
+                    failed.withLock { if $0 == nil { $0 = failure(error, context) } }
+                    consumer.report(error, context)
+                })
+        }
+        let failure = failed.withLock { $0 }
+        if failure != nil, let savepoint { state?.rollBack(to: savepoint) }
+        if ended {
+            if consumer.clearsStateOnStreamEnd { stream.clearState() }
+            streams.remove(id)  // a later package with this id starts a new stream
+        }
+        return failure
+    }
+
+    // MARK: Cuts, timers and endings (on the lane)
+
+    /// Where a checkpoint of this partition may commit now: past every processed package, but
+    /// not past one whose rows a consumer or output buffer still holds; and the state changes made
+    /// so far (`savepoint`), of which those of packages before the offset go with it. Nil before
+    /// the first package. The checkpointer still waits for deliveries below the offset.
+    func cut() -> (offset: Int64, savepoint: Int?)? {
+        let processed = progress.withLock { progress -> Int64? in
+            defer { progress.uncommitted = 0 }
+            return progress.processed
+        }
+        guard let processed else { return nil }
+        let offset = [processed, streams.oldestHeldOffset, tracker.lowestHeld].compactMap { $0 }.min()!
+        return (offset, state?.savepoint())
+    }
+
+    /// Releases the rows of consumer buffers past their timeout, and ends streams idle for longer
+    /// than the consumer's idle timeout.
+    func tick(now: ContinuousClock.Instant) async {
+        for stream in streams.all {
+            await withOrigin { await stream.expireBuffers(now: now, onError: consumer.report) }
+        }
+        guard let timeout = consumer.idleStreamTimeout else { return }
+        for stream in streams.removeIdle(now: now, timeout: timeout) {
+            consumer.logger.debug("closing an idle stream", metadata: ["stream": "\(stream.streamID)"])
+            await withOrigin { await stream.deliverClosed(.terminated, onError: consumer.report) }
+            if consumer.clearsStateOnStreamEnd { stream.clearState() }
+        }
+    }
+
+    /// Ends every stream of the partition (it is revoked or lost): their buffers release what
+    /// they hold and their closed handlers run. Returns them.
+    func closeStreams() async -> [StreamConsumer] {
+        let closing = streams.removeAll()
+        for stream in closing {
+            await withOrigin { await stream.deliverClosed(.terminated, onError: consumer.report) }
+        }
+        return closing
+    }
+
+    /// Tells the stopping handler about the partition's open streams (the consumer stops), as
+    /// the last processed package's work.
+    func stopping() async {
+        let open = streams.all
+        guard !open.isEmpty else { return }
+        await withOrigin { _ = await consumer.notify(\.stopping, open, "the stopping handler") }
+    }
+
+    /// Runs work that is not a package's (timers, endings) as the last processed package's: what
+    /// it sends and changes belongs to that package.
+    private func withOrigin(_ body: () async -> Void) async {
+        guard let processed = processed else {
+            await body()
+            return
+        }
+        state?.beginPackage(at: processed - 1)
+        await DeliveryOrigin.$current.withValue(tracker.origin(processed - 1)) { await body() }
+    }
+}
