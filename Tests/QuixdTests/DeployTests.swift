@@ -2,14 +2,15 @@ import Foundation
 import Glibc
 import QuixKafka
 import QuixPipeline
+import Synchronization
 import Testing
 import Yams
 
 @testable import quixd
 
 // What `deploy/` and `systemd/` promise, checked without containers (scripts/test-deploy.sh
-// runs them for real): here the systemd notification protocol of SystemdNotifier and what
-// quixd run sends; DeployKubernetesTests, DeployUnitTests and DeployImageTests check
+// runs them for real): here the systemd notification protocol of SystemdNotifier and the
+// watchdog's progress test; DeployKubernetesTests, DeployUnitTests and DeployImageTests check
 // the manifests, the units and the Dockerfile.
 
 @Suite("Deploy: SystemdNotifier speaks sd_notify over a Unix datagram socket", .timeLimit(.minutes(1)))
@@ -110,6 +111,80 @@ struct DeploySystemdNotifierTests {
     }
 }
 
+
+/// /metrics text of one pipeline: `checkpoints` done, `read` messages over two partitions.
+private func metricsText(_ pipeline: String, checkpoints: Int, read: Int) -> String {
+    """
+    # TYPE quixd_messages_in_total counter
+    quixd_messages_in_total{pipeline="\(pipeline)",topic="in",partition="0"} \(read / 2)
+    quixd_messages_in_total{pipeline="\(pipeline)",topic="in",partition="1"} \(read - read / 2)
+    quixd_checkpoint_seconds_bucket{pipeline="\(pipeline)",le="0.001"} 0
+    quixd_checkpoint_seconds_count{pipeline="\(pipeline)"} \(checkpoints)
+    quixd_checkpoint_seconds_sum{pipeline="\(pipeline)"} 0.5
+
+    """
+}
+
+@Suite("Deploy: the watchdog pings only while the pipelines make progress (ProgressWatch)")
+struct DeployProgressWatchTests {
+    let start = ContinuousClock.now
+    let ready: [PipelineReadiness] = [("p", true, "running, partitions [0,1], 0 messages behind")]
+
+    @Test("an idle pipeline (nothing read since its last checkpoint) is healthy however long it idles")
+    func idle() {
+        let watch = ProgressWatch(stallAfter: .seconds(60))
+        #expect(watch.isHealthy(metrics: metricsText("p", checkpoints: 3, read: 100), readiness: ready, now: start))
+        #expect(watch.isHealthy(metrics: metricsText("p", checkpoints: 3, read: 100), readiness: ready, now: start + .seconds(3600)))
+    }
+
+    @Test("reading without a checkpoint is healthy until stallAfter, then stalled until the next checkpoint")
+    func readingWithoutCheckpoints() {
+        let watch = ProgressWatch(stallAfter: .seconds(60))
+        #expect(watch.isHealthy(metrics: metricsText("p", checkpoints: 3, read: 100), readiness: ready, now: start))
+        #expect(watch.isHealthy(metrics: metricsText("p", checkpoints: 3, read: 500), readiness: ready, now: start + .seconds(59)))
+        #expect(!watch.isHealthy(metrics: metricsText("p", checkpoints: 3, read: 900), readiness: ready, now: start + .seconds(61)))
+        #expect(!watch.isHealthy(metrics: metricsText("p", checkpoints: 3, read: 900), readiness: ready, now: start + .seconds(90)), "still stalled")
+        #expect(watch.isHealthy(metrics: metricsText("p", checkpoints: 4, read: 950), readiness: ready, now: start + .seconds(91)), "a checkpoint is progress")
+    }
+
+    @Test("a pipeline that keeps checkpointing makes progress")
+    func progressing() {
+        let watch = ProgressWatch(stallAfter: .seconds(10))
+        for second in 0..<100 {
+            #expect(watch.isHealthy(metrics: metricsText("p", checkpoints: second, read: second * 50), readiness: ready, now: start + .seconds(second)))
+        }
+    }
+
+    @Test("one stalled pipeline of two is enough; /readyz's stalled (input waiting, nothing read) counts too")
+    func stalledOfMany() {
+        let watch = ProgressWatch(stallAfter: .seconds(10))
+        let both = { (a: Int, b: Int) in metricsText("a", checkpoints: a, read: 10 * a + 5) + metricsText("b", checkpoints: 1, read: b) }
+        #expect(watch.isHealthy(metrics: both(1, 5), readiness: ready, now: start))
+        #expect(!watch.isHealthy(metrics: both(20, 500), readiness: ready, now: start + .seconds(20)), "b read 495 messages without a checkpoint")
+        let blocked: [PipelineReadiness] = [("c", false, "stalled: 40 messages behind and no checkpoint for 60 seconds")]
+        #expect(!ProgressWatch(stallAfter: .seconds(10)).isHealthy(metrics: "", readiness: blocked, now: start))
+        #expect(ProgressWatch.sums(of: "quixd_messages_in_total", in: both(1, 7)) == ["a": 15, "b": 7])
+    }
+
+    @Test("startWatchdog(isHealthy:) withholds pings while it says no, and resumes")
+    func pingsFollowHealth() async throws {
+        let directory = try deployTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let address = directory.appendingPathComponent("notify").path
+        let socket = try NotifySocket(address)
+        let notifier = SystemdNotifier(socketPath: address, watchdogTimeout: .milliseconds(100))
+        let healthy = Mutex(true)
+        notifier.startWatchdog { healthy.withLock { $0 } }
+        defer { notifier.stopWatchdog() }
+        #expect(try await socket.receive(within: .seconds(2)) == "WATCHDOG=1")
+        healthy.withLock { $0 = false }
+        try await Task.sleep(for: .milliseconds(120))
+        while try await socket.receive(within: .zero) != nil {}  // a ping may have been on its way
+        #expect(try await socket.receive(within: .milliseconds(400)) == nil, "pings while unhealthy")
+        healthy.withLock { $0 = true }
+        #expect(try await socket.receive(within: .seconds(2)) == "WATCHDOG=1", "pings resume")
+    }
+}
 
 @Suite("Deploy: quixd run notifies systemd", .timeLimit(.minutes(2)))
 struct DeployNotifyTests {
