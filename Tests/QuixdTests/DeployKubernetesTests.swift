@@ -169,3 +169,116 @@ struct DeployKubernetesTests {
     }
 }
 
+
+// MARK: - One contract for the container tests and the StatefulSet
+
+/// deploy/container.env: how scripts/test-deploy.sh runs the image, KEY=value per line.
+private func containerContract() throws -> [String: String] {
+    var values: [String: String] = [:]
+    for line in try repoContents("deploy/container.env").split(separator: "\n") where !line.hasPrefix("#") {
+        let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+        if parts.count == 2 { values[parts[0]] = parts[1] }
+    }
+    return values
+}
+
+@Suite("Deploy: the StatefulSet runs the image as the container tests ran it (deploy/container.env)")
+struct DeployContractTests {
+    @Test("image, user, state volume, config and pipelines mounts, port, probes, member id, grace, read-only root, /tmp")
+    func statefulSetMatches() throws {
+        let contract = try containerContract()
+        for key in ["IMAGE_NAME", "USER_ID", "GROUP_ID", "STATE_DIR", "CONFIG", "PIPELINES_DIR", "HTTP_PORT", "READY_PATH", "LIVE_PATH",
+                    "MEMBER_ENV", "GRACE_SECONDS", "READ_ONLY_ROOT", "TMP_SIZE_MB"] {
+            try #require(contract[key] != nil, "deploy/container.env has no \(key)")
+        }
+        func value(_ key: String) -> String { contract[key]! }
+        let resources = try kubernetesResources()
+        let set = try #require(resources["StatefulSet/quixd"])
+        let pod = set["spec"]["template"]["spec"]
+        let container = pod["containers"][0]
+        let mounts = container["volumeMounts"].array
+
+        // The image: NAME:VERSION, the tag the scripts give the image they test (quixd --version).
+        let image = try #require(container["image"].string)
+        #expect(image.split(separator: "/").last.map(String.init) == "\(value("IMAGE_NAME")):\(QuixdVersion.current)", "\(image)")
+        let kustomization = try #require(yamlDocuments("\(kubernetesDirectory)/kustomization.yaml").first)
+        #expect(kustomization["images"][0]["newTag"].string == QuixdVersion.current)
+
+        // The user, as the image's USER.
+        let security = pod["securityContext"]
+        #expect(security["runAsUser"].int.map(String.init) == (value("USER_ID")))
+        #expect(security["runAsGroup"].int.map(String.init) == (value("GROUP_ID")))
+        #expect(security["fsGroup"].int.map(String.init) == (value("GROUP_ID")))
+        #expect(try dockerUser() == "\(value("USER_ID")):\(value("GROUP_ID"))")
+
+        // The state volume.
+        let stateDirectory = value("STATE_DIR")
+        let claims = set["spec"]["volumeClaimTemplates"].array.compactMap { $0["metadata"]["name"].string }
+        #expect(mounts.first { $0["mountPath"].string == stateDirectory }.flatMap { $0["name"].string }.map(claims.contains) == true)
+        #expect(try dockerRuntime().contains { $0.keyword == "VOLUME" && $0.arguments == stateDirectory })
+
+        // The config file and the pipelines directory, read-only; the entrypoint reads the config.
+        let config = value("CONFIG"), pipelines = value("PIPELINES_DIR")
+        #expect(mounts.first { $0["mountPath"].string == config }?["readOnly"].bool == true)
+        #expect(mounts.first { $0["mountPath"].string == pipelines }?["readOnly"].bool == true)
+        #expect(try dockerEntrypoint() == ["quixd", "run", "--config", config])
+
+        // Port and probes.
+        let port = try #require(Int(value("HTTP_PORT")))
+        #expect(container["ports"].array.map { $0["containerPort"].int } == [port])
+        #expect(container["readinessProbe"]["httpGet"]["path"].string == (value("READY_PATH")))
+        #expect(container["readinessProbe"]["httpGet"]["port"].int == port)
+        #expect(container["livenessProbe"]["httpGet"]["path"].string == (value("LIVE_PATH")))
+        #expect(container["livenessProbe"]["httpGet"]["port"].int == port)
+        let check = try #require(try dockerHealthCheck()).joined(separator: " ")
+        #expect(check.contains("/dev/tcp/127.0.0.1/\(port)") && check.contains("GET \(value("LIVE_PATH")) "), "\(check)")
+
+        // The member id from the pod name; every QUIXD_ variable one quixd knows.
+        let member = value("MEMBER_ENV")
+        #expect(container["env"].named(member)["valueFrom"]["fieldRef"]["fieldPath"].string == "metadata.name")
+        #expect(DaemonConfigLoader.environmentKeys[member] == "kafka.groupInstanceId")
+        for name in container["env"].array.compactMap({ $0["name"].string }) {
+            #expect(DaemonConfigLoader.environmentKeys[name] != nil, "\(name) is no variable quixd reads")
+        }
+
+        // Grace, read-only root, no capabilities, no privilege gain, a small writable /tmp.
+        #expect(pod["terminationGracePeriodSeconds"].int.map(String.init) == (value("GRACE_SECONDS")))
+        let containerSecurity = container["securityContext"]
+        #expect(containerSecurity["readOnlyRootFilesystem"].bool.map(String.init) == (value("READ_ONLY_ROOT")))
+        #expect(containerSecurity["capabilities"]["drop"].array.compactMap(\.string) == ["ALL"])
+        #expect(containerSecurity["allowPrivilegeEscalation"].bool == false)
+        let tmp = try #require(mounts.first { $0["mountPath"].string == "/tmp" }?["name"].string)
+        #expect(pod["volumes"].named(tmp)["emptyDir"]["sizeLimit"].string == "\(value("TMP_SIZE_MB"))Mi")
+    }
+
+    @Test("the container tests' config and the ConfigMap's agree where the contract is concerned")
+    func configsAgree() throws {
+        let contract = try containerContract()
+        let resources = try kubernetesResources()
+        let configMap = try deployDaemonConfig(try #require(resources["ConfigMap/quixd-config"]?["data"]["quixd.yaml"].string))
+        let tested = try deployDaemonConfig(repoContents("deploy/test/quixd.yaml"))
+        for config in [configMap, tested] {
+            #expect(config.stateDirectory == contract["STATE_DIR"])
+            #expect(config.pipelines == [contract["PIPELINES_DIR"] ?? "?"])
+            #expect(listenPort(config).map(String.init) == contract["HTTP_PORT"])
+            #expect(config.shutdownGrace == configMap.shutdownGrace)
+            #expect(deploySeconds(config.shutdownGrace) + 5 <= Double(contract["GRACE_SECONDS"] ?? "0") ?? 0)
+            #expect(config.logFormat == configMap.logFormat)
+        }
+    }
+
+    @Test("scripts/test-deploy.sh runs the image with every value of the contract")
+    func containerTestsUseIt() throws {
+        let script = try repoContents("deploy/test/container-tests.sh")
+        #expect(script.contains("source \"$DEPLOY_ROOT/deploy/container.env\""))
+        for argument in [
+            #"--user "$USER_ID:$GROUP_ID""#, "--read-only", #"--tmpfs "/tmp:size=${TMP_SIZE_MB}m""#, "--cap-drop ALL",
+            "--security-opt no-new-privileges", #"--stop-timeout "$GRACE_SECONDS""#, #"-v "$volume:$STATE_DIR""#,
+            #"quixd.yaml:$CONFIG:ro""#, #"-v "$pipelines:$PIPELINES_DIR:ro""#, #"-e "$MEMBER_ENV=$member""#,
+        ] {
+            #expect(script.contains(argument), "container-tests.sh does not run the image with \(argument)")
+        }
+        let runner = try repoContents("scripts/test-deploy.sh")
+        #expect(runner.contains("source deploy/test/container-tests.sh"))
+    }
+}
