@@ -75,10 +75,16 @@ EOF
 
 # localhost/quixd-debian:bookworm-systemd: the slim base with systemd as PID 1, for the unit tests.
 deploy_base_systemd() {
-    if podman image exists "$BASE_SYSTEMD"; then return 0; fi
+    # Made again when its Containerfile changed (the image carries the file's hash as a label).
+    local recipe
+    recipe=$(sha256sum "$DEPLOY_ROOT/deploy/test/systemd.Containerfile" | cut -c1-16)
+    if podman image exists "$BASE_SYSTEMD" &&
+        [ "$(podman image inspect --format '{{index .Labels "quixd.recipe"}}' "$BASE_SYSTEMD")" = "$recipe" ]; then
+        return 0
+    fi
     deploy_base_slim
     deploy_log "building $BASE_SYSTEMD (apt-get install systemd, once)"
-    podman build --network host --pull=never --build-arg "BASE=$BASE_SLIM" -t "$BASE_SYSTEMD" \
+    podman build --network host --pull=never --build-arg "BASE=$BASE_SLIM" --label "quixd.recipe=$recipe" -t "$BASE_SYSTEMD" \
         -f "$DEPLOY_ROOT/deploy/test/systemd.Containerfile" "$DEPLOY_ROOT/deploy/test" >"$DEPLOY_WORK/systemd-base.log" 2>&1 ||
         deploy_die "building $BASE_SYSTEMD failed; see $DEPLOY_WORK/systemd-base.log: $(tail -n 3 "$DEPLOY_WORK/systemd-base.log")"
 }
