@@ -27,12 +27,20 @@ cp "$binary" "$context/quixd"
 cp "$(deploy_backtracer)" "$context/swift-backtrace-static"
 
 started=$SECONDS
+# What this build leaves behind goes afterwards: the image it replaces and the prebuilt stage's
+# image, both untagged then (each new quixd would add about 400 MB). Dangling images that were
+# there before stay. (podman build --layers=false would keep none, but fails in podman 4.3.)
+dangling_before=$(podman images -q --no-trunc --filter dangling=true | sort)
+previous=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 # --format docker: OCI images have no HEALTHCHECK, and podman healthcheck needs it.
 if ! podman build --network host --pull=never --format docker -f deploy/docker/Dockerfile \
     --build-arg QUIXD_FROM=prebuilt --build-context "quixd-bin=$context" --build-arg "RUNTIME_BASE=$BASE_SLIM" \
     -t "$image" . >"$DEPLOY_WORK/image-build.log" 2>&1; then
     deploy_die "podman build failed; see $DEPLOY_WORK/image-build.log: $(tail -n 5 "$DEPLOY_WORK/image-build.log")"
 fi
+for leftover in $(comm -13 <(echo "$dangling_before") <(podman images -q --no-trunc --filter dangling=true | sort)); do
+    podman rmi "$leftover" >/dev/null 2>&1 || true
+done
 size=$(podman image inspect --format '{{.Size}}' "$image")
 deploy_log "built $image in $((SECONDS - started)) s: $((size / 1000000)) MB (quixd $(($(stat -c %s "$binary") / 1000000)) MB)"
 echo "$image"
