@@ -49,7 +49,6 @@ struct Run: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: settings.logLevel.rawValue) ?? .info
         // systemd (Type=notify): readiness, reloads, stopping and watchdog pings, when it asks.
         let notifier = SystemdNotifier.fromEnvironment(logger: logger)
-        notifier.startWatchdog()
         defer { notifier.stopWatchdog() }
 
         let files = Daemon.pipelineFiles(settings.pipelines)
@@ -81,6 +80,10 @@ struct Run: AsyncParsableCommand {
         let daemon = Daemon(
             sources: settings.pipelines, overrides: pipelineOverrides, client: client, stateDirectory: settings.stateDirectory,
             groupInstanceID: settings.kafka.groupInstanceID, metrics: metrics, logger: logger)
+        // Watchdog pings only while every pipeline makes progress or is idle (ProgressWatch).
+        let checkpoints = (loaded.map(\.pipeline.checkpointInterval).max() ?? .seconds(1)) * 10
+        let progress = ProgressWatch(stallAfter: max((notifier.watchdogTimeout ?? .zero) * 2, checkpoints), logger: logger)
+        notifier.startWatchdog { progress.isHealthy(metrics: metrics.exposition(), readiness: await daemon.readiness()) }
         var server: OperationsServer?
         if let address = settings.httpListen {
             let operations = OperationsServer(address: address, metrics: metrics, readiness: { await daemon.readiness() }, logger: logger)
