@@ -38,37 +38,6 @@ actor Daemon {
         self.logger = logger
     }
 
-    /// The pipeline files named by `sources`: files, and every `.yaml`/`.yml` in directories.
-    static func pipelineFiles(_ sources: [String]) -> [String] {
-        sources.flatMap { source -> [String] in
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue else { return [source] }
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []
-            return names.filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasSuffix(".test.yaml") }.sorted()
-                .map { (source as NSString).appendingPathComponent($0) }
-        }
-    }
-
-    /// Loads every file; all must be valid (nothing starts otherwise).
-    static func load(_ files: [String], overrides: [String]) throws(ConfigErrors) -> [(file: String, pipeline: Pipeline)] {
-        var loaded: [(String, Pipeline)] = []
-        var errors: [ConfigError] = []
-        var groups: [String: String] = [:]
-        for file in files {
-            do {
-                let pipeline = try PipelineLoader.load(file: file, overrides: overrides, stages: compiledStages)
-                if let other = groups.updateValue(file, forKey: pipeline.input.consumerGroup) {
-                    errors.append(ConfigError(file: file, line: 0, column: 0, keyPath: "spec.input.consumerGroup", message: "consumer group \"\(pipeline.input.consumerGroup)\" is also used by \(other); each pipeline needs its own"))
-                }
-                loaded.append((file, pipeline))
-            } catch {
-                errors += error.errors
-            }
-        }
-        guard errors.isEmpty else { throw ConfigErrors(errors: errors) }
-        return loaded
-    }
-
     /// Starts every pipeline.
     func start(_ pipelines: [(file: String, pipeline: Pipeline)]) throws {
         for (file, pipeline) in pipelines { try launch(pipeline, file: file) }
@@ -106,11 +75,11 @@ actor Daemon {
     /// Re-reads the pipeline files: changed pipelines restart, new ones start, removed ones stop.
     /// A file with mistakes is refused (its errors logged) and what runs from it keeps running.
     func reload() async {
-        let files = Self.pipelineFiles(sources)
+        let files = PipelineFiles.find(sources)
         var next: [String: Pipeline] = [:]
         for file in files {
             do {
-                next[file] = try PipelineLoader.load(file: file, overrides: overrides, stages: compiledStages)
+                next[file] = try PipelineFiles.load(file, overrides: overrides)
             } catch {
                 for mistake in error.errors { logger.error("reload refused a pipeline file; what runs from it keeps running", metadata: ["error": "\(mistake)"]) }
                 if let current = running[file] { next[file] = current.pipeline }

@@ -52,14 +52,14 @@ struct Run: AsyncParsableCommand {
         notifier.startWatchdog()
         defer { notifier.stopWatchdog() }
 
-        let files = Daemon.pipelineFiles(settings.pipelines)
+        let files = PipelineFiles.find(settings.pipelines)
         guard !files.isEmpty else {
             report("no pipelines: name pipeline files, or list them under pipelines: in the config")
             throw ExitCode(2)
         }
         let loaded: [(file: String, pipeline: Pipeline)]
         do {
-            loaded = try Daemon.load(files, overrides: pipelineOverrides)
+            loaded = try PipelineFiles.load(files, overrides: pipelineOverrides)
         } catch {
             for mistake in error.errors { report(mistake.description) }
             throw ExitCode(2)
