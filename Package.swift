@@ -108,6 +108,8 @@ let package = Package(
             dependencies: [
                 "QuixKafka", "QuixProtocol", "QuixStreams", "QuixTestSupport", "quixd", "CheckpointProbe", "QuixPipeline",
                 .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),  // DeployTests reads the Kubernetes manifests
             ]),
         // The consumer the crash test kills and restarts.

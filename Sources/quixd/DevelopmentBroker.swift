@@ -3,18 +3,31 @@ import Logging
 import QuixKafka
 import QuixPipeline
 import QuixStreams
-import Synchronization
+import ServiceLifecycle
 
-/// What `quixd run` does without brokers: an in-process mock cluster, sample rows fed into the
-/// pipelines' inputs, and what the pipelines write printed on standard output.
-final class DevelopmentBroker: Sendable {
+/// What `quixd run` does without brokers, as a Service of the daemon's group: an in-process
+/// mock cluster with the pipelines' topics; sample rows fed into the pipelines' inputs; and
+/// what the pipelines write printed on standard output. It runs until the graceful shutdown,
+/// after the pipelines stopped: the cluster lives as long as this object.
+final class DevelopmentBroker: Service {
     let cluster: MockCluster
+    private let pipelines: [(file: String, pipeline: Pipeline)]
+    private let sample: String?
+    /// A client of the cluster alone: the daemon's Kafka settings (security) are for real brokers.
+    private let client: KafkaStreamingClient
     private let logger: Logger
-    private let readers = Mutex<[TopicConsumer]>([])
 
-    init(logger: Logger) throws {
+    /// Starts the cluster and creates the topics the pipelines use (the mock cluster cannot
+    /// create them on request): inputs, outputs, dead-letter topics and state changelogs, each
+    /// with `MockCluster.defaultPartitions` partitions.
+    /// - Parameter sample: a CSV fed into every input, instead of `samples/TOPIC.csv` beside
+    ///   each pipeline file.
+    init(pipelines: [(file: String, pipeline: Pipeline)], sample: String?, logger: Logger) throws {
         cluster = try MockCluster(brokers: 1, logger: logger)
+        self.pipelines = pipelines
+        self.sample = sample
         self.logger = logger
+        client = KafkaStreamingClient(brokers: cluster.bootstrapServers, logger: logger)
         logger.warning(
             """
 
@@ -25,40 +38,46 @@ final class DevelopmentBroker: Sendable {
             * Give --brokers (or kafka.brokers in the config) for a real cluster.  *
             ************************************************************************
             """)
-    }
-
-    /// Creates the topics the pipelines use (the mock cluster cannot create them on request):
-    /// inputs, outputs, dead-letter topics and state changelogs, with the same partitions.
-    func createTopics(for pipelines: [Pipeline]) throws {
         var topics: Set<String> = []
-        for pipeline in pipelines {
+        for (_, pipeline) in pipelines {
             topics.formUnion([pipeline.input.topic, pipeline.output.topic, "\(pipeline.name)-\(pipeline.input.topic)-changelog"])
             if let topic = pipeline.onError.topic { topics.insert(topic) }
         }
         for topic in topics.sorted() { try cluster.createTopic(topic, partitions: MockCluster.defaultPartitions) }
     }
 
-    /// Feeds each input topic's sample rows (the CSV given, or `samples/TOPIC.csv` beside the
-    /// pipeline file) into it, once, in the reading pipeline's input format.
-    func feedSamples(_ pipelines: [(file: String, pipeline: Pipeline)], explicit: String?, client: KafkaStreamingClient) async throws {
-        var fed: Set<String> = []
-        for (file, pipeline) in pipelines where !fed.contains(pipeline.input.topic) {
-            let beside = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("samples/\(pipeline.input.topic).csv")
-            guard let path = explicit ?? (FileManager.default.fileExists(atPath: beside) ? beside : nil) else { continue }
-            fed.insert(pipeline.input.topic)
-            let sample = try SampleData(csv: String(contentsOfFile: path, encoding: .utf8), file: path)
-            let count = try await sample.produce(to: pipeline.input.topic, format: pipeline.input.format, client: client)
-            logger.info("fed sample data", metadata: ["file": "\(path)", "topic": "\(pipeline.input.topic)", "rows": "\(count)", "streams": "\(sample.streams.count)"])
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            try await feedSamples()
+            let readers = outputReaders()
+            for reader in readers { group.addTask { try? await reader.run() } }
+            try? await gracefulShutdown()
+            for reader in readers { await reader.close() }
+            try await group.waitForAll()
         }
     }
 
-    /// Prints every output topic's rows and events, one line each.
-    func showOutputs(_ pipelines: [(file: String, pipeline: Pipeline)], client: KafkaStreamingClient) {
-        for (_, pipeline) in pipelines {
+    /// Feeds each input topic's sample rows (the CSV given, or `samples/TOPIC.csv` beside the
+    /// pipeline file) into it, once, in the reading pipeline's input format.
+    private func feedSamples() async throws {
+        var fed: Set<String> = []
+        for (file, pipeline) in pipelines where !fed.contains(pipeline.input.topic) {
+            let beside = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("samples/\(pipeline.input.topic).csv")
+            guard let path = sample ?? (FileManager.default.fileExists(atPath: beside) ? beside : nil) else { continue }
+            fed.insert(pipeline.input.topic)
+            let rows = try SampleData(csv: String(contentsOfFile: path, encoding: .utf8), file: path)
+            let count = try await rows.produce(to: pipeline.input.topic, format: pipeline.input.format, client: client)
+            logger.info("fed sample data", metadata: ["file": "\(path)", "topic": "\(pipeline.input.topic)", "rows": "\(count)", "streams": "\(rows.streams.count)"])
+        }
+    }
+
+    /// Readers that print every output topic's rows and events, one line each.
+    private func outputReaders() -> [TopicConsumer] {
+        pipelines.compactMap { _, pipeline in
             let output = pipeline.output
             guard let consumer = try? TopicConsumer(
                 client: client, topic: output.topic, group: nil, startFrom: .earliest, decoder: MessageFormats.decoder(for: output.format))
-            else { continue }
+            else { return nil }
             let prefix = "[\(pipeline.name) → \(output.topic)]"
             consumer.onStreamReceived { stream in
                 stream.onFrameReceived { stream, frame in
@@ -71,13 +90,8 @@ final class DevelopmentBroker: Sendable {
                     FileHandle.standardOutput.write(Data("\(prefix) \(stream.streamID) \(Self.time(event.timestamp)) event \(event.id): \(value)\n".utf8))
                 }
             }
-            readers.withLock { $0.append(consumer) }
-            Task { try? await consumer.run() }
+            return consumer
         }
-    }
-
-    func stop() async {
-        for reader in readers.withLock({ $0 }) { await reader.close() }
     }
 
     private static func time(_ nanoseconds: Int64) -> String {
