@@ -6,20 +6,21 @@ import QuixStreams
 import ServiceLifecycle
 
 /// What `quixd run` does without brokers, as a Service of the daemon's group: an in-process
-/// mock cluster with the pipelines' topics; sample rows fed into the pipelines' inputs; and
+/// mock cluster with the pipelines' topics, which serves topic requests (their changelog topics
+/// are created that way, as on `quixd broker`); sample rows fed into the pipelines' inputs; and
 /// what the pipelines write printed on standard output. It runs until the graceful shutdown,
 /// after the pipelines stopped: the cluster lives as long as this object.
 final class DevelopmentBroker: Service {
     let cluster: MockCluster
     private let pipelines: [(file: String, pipeline: Pipeline)]
     private let sample: String?
+    private let requests: TopicRequestService
     /// A client of the cluster alone: the daemon's Kafka settings (security) are for real brokers.
     private let client: KafkaStreamingClient
     private let logger: Logger
 
-    /// Starts the cluster and creates the topics the pipelines use (the mock cluster cannot
-    /// create them on request): inputs, outputs, dead-letter topics and state changelogs, each
-    /// with `MockCluster.defaultPartitions` partitions.
+    /// Starts the cluster and creates the topics the pipelines read and write (inputs, outputs,
+    /// dead-letter topics), each with `MockCluster.defaultPartitions` partitions.
     /// - Parameter sample: a CSV fed into every input, instead of `samples/TOPIC.csv` beside
     ///   each pipeline file.
     init(pipelines: [(file: String, pipeline: Pipeline)], sample: String?, logger: Logger) throws {
@@ -27,6 +28,7 @@ final class DevelopmentBroker: Service {
         self.pipelines = pipelines
         self.sample = sample
         self.logger = logger
+        requests = try TopicRequestService(cluster: cluster, logger: logger)
         client = KafkaStreamingClient(brokers: cluster.bootstrapServers, logger: logger)
         logger.warning(
             """
@@ -40,7 +42,7 @@ final class DevelopmentBroker: Service {
             """)
         var topics: Set<String> = []
         for (_, pipeline) in pipelines {
-            topics.formUnion([pipeline.input.topic, pipeline.output.topic, "\(pipeline.name)-\(pipeline.input.topic)-changelog"])
+            topics.formUnion([pipeline.input.topic, pipeline.output.topic])
             if let topic = pipeline.onError.topic { topics.insert(topic) }
         }
         for topic in topics.sorted() { try cluster.createTopic(topic, partitions: MockCluster.defaultPartitions) }
@@ -48,6 +50,7 @@ final class DevelopmentBroker: Service {
 
     func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [requests] in try await requests.run() }
             try await feedSamples()
             let readers = outputReaders()
             for reader in readers { group.addTask { try? await reader.run() } }

@@ -1,8 +1,11 @@
 import Foundation
 import Logging
 import QuixKafka
+import ServiceLifecycleTestKit
+import Synchronization
 import Testing
 @testable import QuixStreams
+@testable import quixd
 
 /// A stateful consumer of `topic` (changelog on), as a pipeline has one.
 private func statefulConsumer(_ cluster: MockCluster, _ topic: String, directory: String) throws -> TopicConsumer {
@@ -66,6 +69,31 @@ struct ChangelogTopicTests {
         #expect(refusal.description.contains("no controller"), "why: \(refusal)")
         #expect(after < .seconds(5), "at once, not after CreateTopics' timeout")
         #expect(try await partitionCount(cluster, "s-orphan-changelog") == nil, "nothing auto-created it")
+    }
+
+    @Test("missing on a development broker: created through its topic requests, with the input's partitions")
+    func createdOnRequest() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("wide", partitions: 6)
+        let requests = try TopicRequestService(cluster: cluster, logger: Logger(label: "test"))
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let consumer = try statefulConsumer(cluster, "wide", directory: directory)
+        let assigned = Mutex<[TopicPartition]>([])
+        consumer.onAssigned { _, partitions in assigned.withLock { $0 += partitions } }
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await requests.run() }
+                group.addTask { try await consumer.run() }
+                let deadline = ContinuousClock.now + .seconds(30)
+                while assigned.withLock({ $0.count }) < 6 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+                await consumer.close()
+                trigger.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        }
+        #expect(assigned.withLock { $0.count } == 6, "every partition assigned, so every one restored")
+        #expect(try await partitionCount(cluster, "s-wide-changelog") == 6)
     }
 
     @Test("a restore never waits on a changelog partition that does not exist")
