@@ -51,9 +51,9 @@ final class PipelineSupervisor: Service {
     private let notifier: SystemdNotifier
     private let grace: Duration
     private let logger: Logger
-    /// The pipelines `/readyz` reports on, by file; one that stopped on an error stays (and says
-    /// so) until a reload replaces or removes it.
-    private let reported = Mutex<[String: any SupervisedPipeline]>([:])
+    /// The pipelines `/readyz` reports on, by file: those not launched yet say "starting"; one
+    /// that stopped on an error stays (and says so) until a reload replaces or removes it.
+    private let reported: Mutex<[String: Reported]>
     /// Set when the graceful shutdown begins: a cancellation after it means the grace is over.
     private let stopping = Atomic<Bool>(false)
 
@@ -67,6 +67,7 @@ final class PipelineSupervisor: Service {
         grace: Duration, logger: Logger, launcher: @escaping Launcher
     ) {
         initial = pipelines
+        reported = Mutex(Dictionary(pipelines.map { ($0.file, Reported.starting($0.pipeline.name)) }) { _, last in last })
         self.sources = sources
         self.overrides = overrides
         self.launcher = launcher
@@ -77,10 +78,20 @@ final class PipelineSupervisor: Service {
 
     /// Each pipeline's readiness, by pipeline name.
     func readiness() -> [PipelineReadiness] {
-        reported.withLock { Array($0.values) }.sorted { $0.pipeline.name < $1.pipeline.name }.map { runner in
-            let (ready, reason) = runner.readiness
-            return (runner.pipeline.name, ready, reason)
-        }
+        reported.withLock { Array($0.values) }.map { entry -> PipelineReadiness in
+            switch entry {
+            case .starting(let name):
+                return (name, false, "starting")
+            case .launched(let runner):
+                let (ready, reason) = runner.readiness
+                return (runner.pipeline.name, ready, reason)
+            }
+        }.sorted { $0.pipeline < $1.pipeline }
+    }
+
+    private enum Reported {
+        case starting(String)
+        case launched(any SupervisedPipeline)
     }
 
     func run() async throws {
@@ -150,7 +161,7 @@ final class PipelineSupervisor: Service {
                 nextID += 1
                 let id = nextID
                 launched[file] = Launched(id: id, runner: runner, pipeline: pipeline)
-                reported.withLock { $0[file] = runner }
+                reported.withLock { $0[file] = .launched(runner) }
                 children.addTask {
                     do {
                         try await runner.run()

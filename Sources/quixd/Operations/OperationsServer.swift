@@ -63,7 +63,7 @@ final class OperationsServer: Service {
     /// Binds and listens, then calls `body` with the bound port (the real one when `address`
     /// asked for 0) while requests are served; when it returns, the socket and the connections
     /// close. Throws if the address is invalid or cannot be bound.
-    func serve<Result: Sendable>(_ body: (UInt16) async throws -> Result) async throws -> Result {
+    func serve<Value: Sendable>(_ body: (UInt16) async throws -> Value) async throws -> Value {
         let socketAddress = try Self.socketAddress(for: address)
         let (metrics, readiness, logger) = (self.metrics, self.readiness, self.logger)
         let server = HTTPServer(
