@@ -207,14 +207,15 @@ struct DeployDockerfileTests {
         try #require(command.count == 3 && command[0] == "bash" && command[1] == "-c", "\(command)")
         let bash = try #require(executableOnPath("bash"))
         let server = OperationsServer(address: "127.0.0.1:0", metrics: PipelineMetrics(), readiness: { [] })
-        let port = try await server.start()
-        let script = command[2].replacingOccurrences(of: "/dev/tcp/127.0.0.1/8080", with: "/dev/tcp/127.0.0.1/\(port)")
-        #expect(script != command[2])
-        let healthy = try await deployExecute(bash, ["-c", script])
-        #expect(healthy.status == 0, "\(healthy.error)")
-        let missing = try await deployExecute(bash, ["-c", script.replacingOccurrences(of: "GET /healthz", with: "GET /nothing-here")])
-        #expect(missing.status != 0)
-        await server.stop()
+        let script = try await server.serve { port in
+            let script = command[2].replacingOccurrences(of: "/dev/tcp/127.0.0.1/8080", with: "/dev/tcp/127.0.0.1/\(port)")
+            #expect(script != command[2])
+            let healthy = try await deployExecute(bash, ["-c", script])
+            #expect(healthy.status == 0, "\(healthy.error)")
+            let missing = try await deployExecute(bash, ["-c", script.replacingOccurrences(of: "GET /healthz", with: "GET /nothing-here")])
+            #expect(missing.status != 0)
+            return script
+        }
         let down = try await deployExecute(bash, ["-c", script])
         #expect(down.status != 0)
     }

@@ -183,6 +183,7 @@ struct ChangelogRestorer {
                         ])
                 }
             case .error(let error):
+                if let missing = ChangelogTopic.missingPartition(error, topic: topic) { throw missing }
                 logger.warning("reading the changelog", metadata: ["topic": "\(topic)", "error": "\(error)"])
             case .assigned, .revoked, .lost, .idle:
                 break
