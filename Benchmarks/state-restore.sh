@@ -13,6 +13,8 @@
 # MARKER_EVERY=N writes a checkpoint marker after every N entries of a partition, as a replica
 # checkpointing often does (default: one marker, at the end of each partition).
 # RUNNING_SUM=PATH restores with that binary instead of the one built here (before/after).
+# KAFKA=key=value,... passes librdkafka properties to both readers (RunningSum's restore
+# consumer and the plain one).
 # WRAP="strace -c -f -o /tmp/restore.strace" runs RunningSum under that command.
 #
 # Needs the Python of .venv-q3 (confluent_kafka) to write the changelog quickly: PY=... to
@@ -79,7 +81,7 @@ for run in $(seq "$runs"); do
     rm -rf "$work/state"
     started=$(date +%s.%N)
     ${WRAP:-} "${RUNNING_SUM:-$bin/RunningSum}" --brokers "$bootstrap" --input in --output out --group "$group" --state-dir "$work/state" \
-        --kafka session.timeout.ms=6000 >"$work/run.log" 2>&1 &
+        --kafka session.timeout.ms=6000 ${KAFKA:+$(printf -- ' --kafka %s' ${KAFKA//,/ })} >"$work/run.log" 2>&1 &
     pid=$!
     for _ in $(seq 1200); do
         grep -q "state restore finished" "$work/run.log" && break
@@ -87,9 +89,11 @@ for run in $(seq "$runs"); do
         sleep 0.1
     done
     ended=$(date +%s.%N)
-    restore_cpu=$(cpu "$(pgrep -n -P $pid || echo $pid)")
+    restorer=$(pgrep -n -P $pid || echo $pid)  # RunningSum, also under WRAP
+    restore_cpu=$(cpu $restorer)
+    restore_rss=$(awk '/VmHWM/ { printf "%d MB", $2 / 1024 }' /proc/$restorer/status 2>/dev/null || echo "?")
     broker_restore=$(echo "$(cpu $broker) - $broker_before" | bc)
-    kill -TERM $pid 2>/dev/null || true
+    kill -TERM $restorer 2>/dev/null || true
     wait $pid 2>/dev/null || true
     cp "$work/run.log" "$work/run-$run.log"
     restored=$(grep "state restored from the changelog" "$work/run.log" | grep -o 'applied=[0-9]*' | cut -d= -f2 | paste -sd+ | bc)
@@ -99,7 +103,7 @@ for run in $(seq "$runs"); do
     plain_times+=("$(echo "$plain" | grep -o 'in [0-9.]* s' | grep -o '[0-9.]*')")
     restore_times+=("$seconds")
     echo "run $run: plain consumer: $plain (broker CPU $broker_plain s)"
-    echo "       restore: $restored entries in $seconds s ($(echo "$ended - $started" | bc) s from the process start, group join included; RunningSum CPU $restore_cpu s, broker CPU $broker_restore s)"
+    echo "       restore: $restored entries in $seconds s ($(echo "$ended - $started" | bc) s from the process start, group join included; RunningSum CPU $restore_cpu s, peak RSS $restore_rss, broker CPU $broker_restore s)"
     [ -n "$summary" ] && echo "    $summary"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
