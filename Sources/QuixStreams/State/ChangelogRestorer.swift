@@ -9,9 +9,10 @@ import QuixState
 /// One consumer reads the partitions' changelogs side by side; its own thread fetches and
 /// buffers while this one applies. Records are copied into a buffer per partition; at a marker
 /// everything before it becomes applicable, and once a partition has `transactionBytes` of
-/// such records they go to LMDB in one write transaction with the last marker's checkpoint:
-/// many markers per transaction, and what is committed always ends at a marker. Records after
-/// a partition's last marker are never applied (a checkpoint a crash cut short).
+/// such records (or all partitions hold `bufferedBytes`) they go to LMDB in one write
+/// transaction with the last marker's checkpoint: many markers per transaction, and what is
+/// committed always ends at a marker. Records after a partition's last marker are never
+/// applied (a checkpoint a crash cut short).
 ///
 /// Durability: the environments of changelogged state flush the data pages of every commit
 /// and skip the meta page's flush (`SyncMode.noMetaSync`), which keeps the environment intact
@@ -27,9 +28,10 @@ struct ChangelogRestorer {
     /// A partition's records that end at a marker are committed once they hold this many bytes
     /// (at its end, whatever they hold).
     var transactionBytes = 1 << 20
-    /// Bytes of records held, over all partitions, beyond which every partition commits what
-    /// ends at its last marker.
-    var bufferedBytes = 64 << 20
+    /// Memory the records held may take, over all partitions; beyond it the partitions holding
+    /// the most commit what ends at their last marker. (Records after a partition's last marker
+    /// are held whatever it costs: they cannot be committed before their marker comes.)
+    var bufferedBytes = 16 << 20
     /// Messages the consumer keeps ready; beyond them its thread stops taking from librdkafka,
     /// whose own prefetch (`prefetchKilobytes`) then fills and stops fetching.
     var bufferedMessages = 100_000
@@ -61,6 +63,8 @@ struct ChangelogRestorer {
 
         let clock = ContinuousClock()
         var run = Run(started: clock.now, partitions: progress.count)
+        let applier = Applier(logger: logger, maxQueuedBytes: bufferedBytes / 2)
+        defer { applier.abandon() }  // after an error: what is committed ends at a marker
         var rebuild: [PartitionState] = []
         var open = Set(progress.keys)
         while !open.isEmpty {
@@ -69,8 +73,9 @@ struct ChangelogRestorer {
                 throw StreamStateError(.storage, "restoring from \(topic): no record for \(Self.readTimeout) (partitions \(open.sorted()))")
             }
             let handling = clock.now
-            run.timings.fetching += handling - waiting
-            let applied = run.timings.applying + run.timings.committing
+            run.fetching += handling - waiting
+            let blocked = run.blocked
+            try applier.check()
             switch event {
             case .messages(let messages):
                 for message in messages {
@@ -88,14 +93,21 @@ struct ChangelogRestorer {
                     if key.elementsEqual(Changelog.markerKey) {
                         if let checkpoint = Changelog.markerOffset(message.value ?? []) {
                             entry.records.seal(checkpoint: checkpoint, changelogOffset: message.offset + 1)
-                            if entry.records.sealedBytes >= transactionBytes { try apply(entry, &run) }
+                            if entry.records.sealedBytes >= transactionBytes { try hand(entry, to: applier, &run) }
                         }
                     } else {
                         entry.records.append(key: key, value: message.value)  // skips a malformed key
                     }
                 }
-                if progress.values.reduce(0, { $0 + $1.records.byteCount }) > bufferedBytes {
-                    for entry in progress.values where entry.records.sealedCount > 0 { try apply(entry, &run) }
+                var held = progress.values.reduce(0) { $0 + $1.records.heldBytes }
+                if held > bufferedBytes / 2 {
+                    // Hand over the partitions holding the most until a quarter of the budget is left.
+                    for entry in progress.values.sorted(by: { $0.records.sealedBytes > $1.records.sealedBytes })
+                    where held > bufferedBytes / 4 && entry.records.sealedCount > 0 {
+                        held -= entry.records.heldBytes
+                        try hand(entry, to: applier, &run)
+                        held += entry.records.heldBytes
+                    }
                 }
             case .partitionEnd(let end):
                 guard open.contains(end.partition), let entry = progress[end.partition] else { continue }
@@ -104,7 +116,14 @@ struct ChangelogRestorer {
                     try mismatch(entry.state, local: entry.local, found: end.offset)
                     rebuild.append(entry.state)
                 } else if entry.read > 0 {
-                    try finish(entry, &run)
+                    try hand(entry, to: applier, &run)
+                    run.discarded += entry.records.count
+                    let metadata: Logger.Metadata = [
+                        "kafka.partition": "\(entry.state.partition)", "records": "\(entry.read)", "applied": "\(entry.applied)",
+                        "discarded": "\(entry.records.count)",
+                    ]
+                    try submit(.finish(entry.state, metadata, started: run.started), to: applier, &run)
+                    entry.records = RestoredRecords()
                 }
             case .error(let error):
                 logger.warning("reading the changelog", metadata: ["topic": "\(topic)", "error": "\(error)"])
@@ -112,57 +131,48 @@ struct ChangelogRestorer {
                 break
             }
             let now = clock.now
-            run.timings.reading += (now - handling) - (run.timings.applying + run.timings.committing - applied)
+            run.reading += (now - handling) - (run.blocked - blocked)
             if now - run.lastProgress >= progressInterval {
                 run.lastProgress = now
                 logger.info(
                     "restoring state",
                     metadata: [
                         "topic": "\(topic)", "partitions": "\(run.partitions - open.count)/\(run.partitions)", "records": "\(run.read)",
-                        "applied": "\(run.applied)", "rate": "\(run.rate(at: now)) records/s",
+                        "applied": "\(applier.applied)", "rate": "\(run.rate(at: now)) records/s",
                     ])
             }
         }
+        let closing = clock.now
+        let applied = try applier.close()
+        run.blocked += clock.now - closing
         if run.read > 0 {
             let now = clock.now
             logger.info(
                 "state restore finished",
                 metadata: [
-                    "topic": "\(topic)", "partitions": "\(run.partitions)", "records": "\(run.read)", "applied": "\(run.applied)",
+                    "topic": "\(topic)", "partitions": "\(run.partitions)", "records": "\(run.read)", "applied": "\(applied.records)",
                     "discarded": "\(run.discarded)", "seconds": "\(Self.seconds(now - run.started))", "rate": "\(run.rate(at: now)) records/s",
-                    "fetching": "\(Self.seconds(run.timings.fetching))", "reading": "\(Self.seconds(run.timings.reading))",
-                    "applying": "\(Self.seconds(run.timings.applying))", "committing": "\(Self.seconds(run.timings.committing))",
-                    "transactions": "\(run.transactions)",
+                    "transactions": "\(applied.transactions)", "fetching": "\(Self.seconds(run.fetching))",
+                    "reading": "\(Self.seconds(run.reading))", "applying": "\(Self.seconds(applied.timings.applying))",
+                    "committing": "\(Self.seconds(applied.timings.committing))", "waitingForLMDB": "\(Self.seconds(run.blocked))",
                 ])
         }
         try restore(rebuild)  // the partitions reset by onStateMismatch: rebuild, from the beginning
     }
 
-    /// Commits what a partition holds up to its last marker.
-    private func apply(_ entry: Progress, _ run: inout Run) throws {
+    /// Hands what a partition holds up to its last marker to the applier, to be committed in one
+    /// transaction.
+    private func hand(_ entry: Progress, to applier: Applier, _ run: inout Run) throws {
         guard entry.records.sealedCount > 0 else { return }
-        try entry.state.applyRestored(entry.records, timings: &run.timings)
-        entry.applied += entry.records.sealedCount
-        run.applied += entry.records.sealedCount
-        run.transactions += 1
-        entry.records.removeSealed()
+        let records = entry.records.takeSealed()
+        entry.applied += records.sealedCount
+        try submit(.apply(entry.state, records), to: applier, &run)
     }
 
-    /// A partition read to its end: commits what ends at its last marker, makes it durable,
-    /// and says what it did.
-    private func finish(_ entry: Progress, _ run: inout Run) throws {
-        try apply(entry, &run)
-        let syncing = ContinuousClock.now
-        try entry.state.environment.sync()
-        run.timings.committing += ContinuousClock.now - syncing
-        run.discarded += entry.records.count
-        logger.info(
-            "state restored from the changelog",
-            metadata: [
-                "kafka.partition": "\(entry.state.partition)", "records": "\(entry.read)", "applied": "\(entry.applied)",
-                "discarded": "\(entry.records.count)", "seconds": "\(ContinuousClock.now - run.started)",
-            ])
-        entry.records = RestoredRecords()
+    private func submit(_ job: Applier.Job, to applier: Applier, _ run: inout Run) throws {
+        let started = ContinuousClock.now
+        try applier.submit(job)
+        run.blocked += ContinuousClock.now - started
     }
 
     /// One partition's restore: where it started, what it read, the records it holds.
@@ -170,6 +180,7 @@ struct ChangelogRestorer {
         let state: PartitionState
         let local: Int64
         var read = 0
+        /// Records handed to the applier.
         var applied = 0
         var records = RestoredRecords()
 
@@ -179,16 +190,19 @@ struct ChangelogRestorer {
         }
     }
 
-    /// The whole restore's counts and times.
+    /// The whole restore's counts, and where the reading thread's time went.
     private struct Run {
         let started: ContinuousClock.Instant
         let partitions: Int
         var lastProgress: ContinuousClock.Instant
         var read = 0
-        var applied = 0
         var discarded = 0
-        var transactions = 0
-        var timings = RestoreTimings()
+        /// Waiting for the consumer.
+        var fetching = Duration.zero
+        /// Copying records out of its batches.
+        var reading = Duration.zero
+        /// Waiting for the applier, whose queue was full.
+        var blocked = Duration.zero
 
         init(started: ContinuousClock.Instant, partitions: Int) {
             self.started = started
@@ -202,7 +216,7 @@ struct ChangelogRestorer {
         }
     }
 
-    private static func seconds(_ duration: Duration) -> Double {
+    static func seconds(_ duration: Duration) -> Double {
         let (seconds, attoseconds) = duration.components
         return ((Double(seconds) + Double(attoseconds) / 1e18) * 1000).rounded() / 1000
     }
@@ -220,22 +234,154 @@ struct ChangelogRestorer {
     }
 }
 
-/// Where a restore's time went. `fetching` is time spent waiting for the consumer (fetching
-/// overlaps the rest while the consumer keeps ahead); `reading`, copying records out of the
-/// consumer's batches; `applying`, writing them into LMDB transactions; `committing`, the
-/// commits and the final flush of each partition.
-struct RestoreTimings {
-    var fetching = Duration.zero
-    var reading = Duration.zero
+/// Where the applier's time went: `applying`, writing records into LMDB transactions;
+/// `committing`, the commits and the final flush of each partition.
+struct RestoreTimings: Sendable {
     var applying = Duration.zero
     var committing = Duration.zero
+}
+
+/// Writes restored records into LMDB on a thread of its own (`quixd-restore-apply`), in the
+/// order they are handed over, so the restore keeps taking records from the consumer while
+/// transactions commit and flush. Its queue holds at most `maxQueuedBytes` of records: beyond
+/// them `submit` waits (LMDB is slower than fetching).
+///
+/// `@unchecked Sendable`: every stored `var` is read and written with `condition` held.
+private final class Applier: @unchecked Sendable {
+    enum Job: Sendable {
+        /// Commit the records before the last marker in one transaction.
+        case apply(PartitionState, RestoredRecords)
+        /// The partition has read to its end: flush it, then log `metadata` (and the seconds since `started`).
+        case finish(PartitionState, Logger.Metadata, started: ContinuousClock.Instant)
+
+        var bytes: Int {
+            if case .apply(_, let records) = self { return records.heldBytes }
+            return 0
+        }
+    }
+
+    private let condition = NSCondition()
+    private let logger: Logger
+    private let maxQueuedBytes: Int
+    private var jobs: [Job] = []
+    private var queuedBytes = 0
+    private var closing = false
+    private var done = false
+    private var failure: (any Error)?
+    private var timings = RestoreTimings()
+    private var transactions = 0
+    private var committed = 0
+
+    init(logger: Logger, maxQueuedBytes: Int) {
+        self.logger = logger
+        self.maxQueuedBytes = maxQueuedBytes
+        let thread = Thread { [self] in run() }
+        thread.name = "quixd-restore-apply"
+        thread.start()
+    }
+
+    /// Records committed so far.
+    var applied: Int { condition.withLock { committed } }
+
+    /// Queues `job`, waiting while the queue is full; throws what made the applier stop.
+    func submit(_ job: Job) throws {
+        try condition.withLock {
+            while queuedBytes > maxQueuedBytes && failure == nil && !done { condition.wait() }
+            if let failure { throw failure }
+            jobs.append(job)
+            queuedBytes += job.bytes
+            condition.broadcast()
+        }
+    }
+
+    /// Throws what made the applier stop, if it did.
+    func check() throws {
+        if let failure = condition.withLock({ failure }) { throw failure }
+    }
+
+    /// Waits until every queued job is done; returns what was committed and how long it took.
+    func close() throws -> (records: Int, transactions: Int, timings: RestoreTimings) {
+        try condition.withLock {
+            closing = true
+            condition.broadcast()
+            while !done { condition.wait() }
+            if let failure { throw failure }
+            return (committed, transactions, timings)
+        }
+    }
+
+    /// Drops the queued jobs and waits for the one running (the restore failed). What is
+    /// committed ends at a marker, so nothing half done stays behind.
+    func abandon() {
+        condition.withLock {
+            jobs.removeAll()
+            closing = true
+            condition.broadcast()
+            while !done { condition.wait() }
+        }
+    }
+
+    private func run() {
+        while let job = next() {
+            do {
+                switch job {
+                case .apply(let state, let records):
+                    var spent = RestoreTimings()
+                    try state.applyRestored(records, timings: &spent)
+                    condition.withLock {
+                        timings.applying += spent.applying
+                        timings.committing += spent.committing
+                        transactions += 1
+                        committed += records.sealedCount
+                    }
+                case .finish(let state, var metadata, let started):
+                    let flushing = ContinuousClock.now
+                    try state.environment.sync()  // the last checkpoint is durable before the partition processes
+                    let now = ContinuousClock.now
+                    condition.withLock { timings.committing += now - flushing }
+                    metadata["seconds"] = "\(ChangelogRestorer.seconds(now - started))"
+                    logger.info("state restored from the changelog", metadata: metadata)
+                }
+            } catch {
+                condition.withLock {
+                    failure = error
+                    jobs.removeAll()
+                }
+            }
+            condition.withLock {
+                queuedBytes -= job.bytes
+                condition.broadcast()
+            }
+        }
+        condition.withLock {
+            done = true
+            condition.broadcast()
+        }
+    }
+
+    /// The next job, waiting for one; nil once closing with none left, or after a failure.
+    private func next() -> Job? {
+        condition.withLock {
+            while jobs.isEmpty && !closing && failure == nil { condition.wait() }
+            guard failure == nil, !jobs.isEmpty else { return nil }
+            return jobs.removeFirst()
+        }
+    }
+}
+
+extension NSCondition {
+    fileprivate func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
 }
 
 /// A partition's changelog records in the order read, their bytes in one buffer (no allocation
 /// per record): those before the last marker (`sealedCount`) are applicable with that marker's
 /// checkpoint; those after it wait for the next marker.
-struct RestoredRecords {
-    struct Entry {
+struct RestoredRecords: Sendable {
+    struct Entry: Sendable {
         /// Index into `stores`.
         var store: Int
         /// The state key's bytes start here in `bytes`, the value's follow.
@@ -258,7 +404,8 @@ struct RestoredRecords {
     private(set) var changelogOffset: Int64 = 0
 
     var count: Int { entries.count }
-    var byteCount: Int { bytes.count }
+    /// The memory the records take: their bytes and their entries.
+    var heldBytes: Int { bytes.count + entries.count * MemoryLayout<Entry>.stride }
     var sealedBytes: Int { sealedEnd }
 
     /// Adds a record (a changelog key: store name length, store, state key); nil deletes. A
@@ -319,6 +466,29 @@ struct RestoredRecords {
                 try body(entry.store, key, value)
             }
         }
+    }
+
+    /// Moves the entries before the last marker out, into records of their own; keeps those
+    /// after it.
+    mutating func takeSealed() -> RestoredRecords {
+        var taken = RestoredRecords()
+        taken.stores = stores
+        taken.storeBytes = storeBytes
+        taken.checkpoint = checkpoint
+        taken.changelogOffset = changelogOffset
+        taken.sealedCount = sealedCount
+        taken.sealedEnd = sealedEnd
+        if sealedCount == entries.count {  // nothing after the marker: hand the buffers over whole
+            swap(&taken.bytes, &bytes)
+            swap(&taken.entries, &entries)
+        } else {
+            taken.bytes = Array(bytes[..<sealedEnd])
+            taken.entries = Array(entries[..<sealedCount])
+            removeSealed()
+        }
+        sealedCount = 0
+        sealedEnd = 0
+        return taken
     }
 
     /// Drops the entries before the last marker (they are committed); keeps those after it.
