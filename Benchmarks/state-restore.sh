@@ -91,7 +91,10 @@ for run in $(seq "$runs"); do
     ended=$(date +%s.%N)
     restorer=$(pgrep -n -P $pid || echo $pid)  # RunningSum, also under WRAP
     restore_cpu=$(cpu $restorer)
-    restore_rss=$(awk '/VmHWM/ { printf "%d MB", $2 / 1024 }' /proc/$restorer/status 2>/dev/null || echo "?")
+    # Peak resident memory, and at the end the anonymous part and the part mapped from files
+    # (LMDB's data files, which the kernel can reclaim).
+    restore_rss=$(awk '/VmHWM/ { h = $2 } /RssAnon/ { a = $2 } /RssFile/ { f = $2 }
+        END { printf "%d MB (at the end %d MB anonymous, %d MB of files)", h / 1024, a / 1024, f / 1024 }' /proc/$restorer/status 2>/dev/null || echo "?")
     broker_restore=$(echo "$(cpu $broker) - $broker_before" | bc)
     kill -TERM $restorer 2>/dev/null || true
     wait $pid 2>/dev/null || true
