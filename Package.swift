@@ -26,6 +26,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // /healthz, /readyz, /metrics: a small async HTTP server on plain sockets (no SwiftNIO), for quixd's operations endpoints.
         .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
+        // The daemon's lifecycle, as the Swift server ecosystem does it: pipelines, the HTTP server
+        // and the development broker are Services in one ServiceGroup, which owns SIGTERM/SIGINT
+        // and the shutdown grace and stops them in reverse order; UnixSignalsSequence gives the
+        // pipeline supervisor SIGHUP. It replaces quixd's own signal helpers and unstructured tasks.
+        // Brings swift-async-algorithms along. (Resolved to 2.13.0 here, the version mirrored.)
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -83,6 +89,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "FlyingFox", package: "FlyingFox"),
                 .product(name: "FlyingSocks", package: "FlyingFox"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]),
         // Fixtures shared by the test targets; never a product.
         .target(
@@ -102,6 +110,8 @@ let package = Package(
             dependencies: [
                 "QuixKafka", "QuixProtocol", "QuixStreams", "QuixTestSupport", "quixd", "CheckpointProbe", "QuixPipeline",
                 .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),  // DeployTests reads the Kubernetes manifests
             ]),
         // The consumer the crash test kills and restarts.

@@ -1,3 +1,5 @@
+import CRdKafka
+
 /// Connection settings every Kafka client shares: where the brokers are and how to reach them.
 public struct KafkaClientSettings: Sendable, Hashable {
     /// `host:port` of one or more bootstrap brokers.
@@ -120,6 +122,22 @@ public struct ConsumerSettings: Sendable, Hashable {
         case earliest, latest
     }
 
+    /// What the consumer's thread does while the application is `maxBufferedMessages` behind.
+    public enum Backpressure: String, Sendable, Hashable {
+        /// Pause the assigned partitions and keep polling, as a group member must (rebalances,
+        /// `max.poll.interval.ms`). A pause drops what librdkafka had prefetched for them, which
+        /// is fetched again after the resume.
+        case pause
+        /// Take nothing from librdkafka until the application has caught up; librdkafka stops
+        /// fetching by itself once its prefetch (`prefetchKilobytes`) is full. Nothing fetched is
+        /// dropped and fetched again, so a reader that reads partitions to their end (a state
+        /// restore) goes at the speed of the slower of fetching and applying. Callbacks wait
+        /// meanwhile, so only for consumers that `assign` (`subscribe` refuses it). It also keeps
+        /// clear of librdkafka before 2.1.0, whose batch consume could skip offsets around a
+        /// pause or resume (librdkafka #4208).
+        case stopPolling
+    }
+
     public var client: KafkaClientSettings
     /// The consumer group. Required for `subscribe` and commits; `assign` works without one.
     public var group: String?
@@ -138,9 +156,15 @@ public struct ConsumerSettings: Sendable, Hashable {
     public var autoCommitInterval: Duration = .seconds(5)
     /// Messages taken from librdkafka per poll.
     public var maxBatch = 1_000
-    /// Messages the consumer keeps ready for the application; beyond this the partitions are
-    /// paused until the application catches up.
+    /// Messages the consumer keeps ready for the application; beyond this `backpressure` holds
+    /// fetching back until the application has taken half of them.
     public var maxBufferedMessages = 20_000
+    /// How the consumer holds back while the application is `maxBufferedMessages` behind.
+    public var backpressure = Backpressure.pause
+    /// How long librdkafka postpones a partition's next fetch once its prefetch queue is full
+    /// (`fetch.queue.backoff.ms`, default 1 s): lower it for a reader that must keep the queue
+    /// full, such as a state restore. librdkafka before 2.2 has no such setting and ignores it.
+    public var fetchQueueBackoff: Duration?
     /// librdkafka's prefetch budget per consumer in KiB (`queued.max.messages.kbytes`).
     public var prefetchKilobytes = 16_384
     /// Report `.partitionEnd` when the consumer reaches the end of a partition.
@@ -194,6 +218,9 @@ public struct ConsumerSettings: Sendable, Hashable {
         properties["enable.auto.offset.store"] = "false"
         properties["queued.max.messages.kbytes"] = String(prefetchKilobytes)
         properties["enable.partition.eof"] = String(reportPartitionEnd)
+        if let fetchQueueBackoff, rd_kafka_version() >= 0x0202_00FF {
+            properties["fetch.queue.backoff.ms"] = String(fetchQueueBackoff.milliseconds)
+        }
         properties.merge(client.librdkafka) { _, override in override }
         return properties
     }

@@ -206,25 +206,12 @@ public final class TopicConsumer: Sendable {
         if let stores { stores.close(stores.openPartitions.map(\.partition)) }
     }
 
-    /// Creates the state's changelog topic (compacted, one partition per input partition) when
-    /// it does not exist. Where topics cannot be created (the mock cluster has no controller),
-    /// it says so and goes on: the topic may be created on first use.
+    /// Checks the state's changelog topic before any partition is assigned: creates it when
+    /// missing (compacted, one partition per input partition); throws at once, saying what to
+    /// do, when it has fewer partitions than the input or cannot be created.
     private func createChangelogIfMissing() async throws {
         guard let changelog = stores?.changelog else { return }
-        let admin = try KafkaAdmin(settings: AdminSettings(client: clientSettings))
-        guard let input = try await admin.metadata(topic: topic).first else {
-            throw StreamError(.invalidStreamID, "topic \"\(topic)\" does not exist")
-        }
-        let partitions = Int32(input.partitions.count)
-        do {
-            try await KafkaStreamingClient.createTopicIfMissing(
-                NewTopic(name: changelog.topic, partitions: partitions, configs: ["cleanup.policy": "compact"]), settings: clientSettings,
-                timeout: .seconds(5), logger: logger)
-        } catch {
-            logger.warning(
-                "could not create the changelog topic; create it, compacted, with one partition per input partition",
-                metadata: ["topic": "\(changelog.topic)", "partitions": "\(partitions)", "error": "\(error)"])
-        }
+        try await ChangelogTopic.ensure(changelog.topic, input: topic, settings: clientSettings, logger: logger)
     }
 
     // MARK: Committing

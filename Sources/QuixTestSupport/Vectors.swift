@@ -3,14 +3,14 @@ import QuixProtocol
 
 /// Test fixtures shared by the test targets (never a product).
 ///
-/// The golden vectors made by the real quixstreams 0.5.7, in the shared folder beside the
-/// repository (`../shared/quix-protocol/vectors`), or where `QUIX_VECTORS` points.
+/// The golden vectors made by the real quixstreams 0.5.7 (`scripts/make-vectors.sh`), kept in the
+/// repository as test fixtures (`Tests/Fixtures/vectors`), or where `QUIX_VECTORS` points.
 public enum Vectors {
     public static let directory: URL = {
         if let path = ProcessInfo.processInfo.environment["QUIX_VECTORS"] { return URL(fileURLWithPath: path) }
         return URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("../shared/quix-protocol/vectors").standardized
+            .appendingPathComponent("Tests/Fixtures/vectors")
     }()
 
     public static let files = [

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import QuixKafka
+import ServiceLifecycle
+import UnixSignals
 
 struct Broker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,7 +14,10 @@ struct Broker: AsyncParsableCommand {
             any other topic is created on first use with \(MockCluster.defaultPartitions) partitions. \
             The mock keeps only about 5 MB and 100,000 messages per partition and drops older data \
             silently, and it has no controller, so admin CreateTopics requests fail: name the topics \
-            you need here.
+            you need here. quixd and the QuixStreams library create the changelog topics of their \
+            state anyway, with the right partitions: they ask through the topic \
+            \(MockCluster.topicRequestsTopic) (a record keyed by the topic's name, valued with its \
+            partition count), which this broker serves.
             """)
 
     @Option(help: "Number of brokers.")
@@ -35,46 +40,13 @@ struct Broker: AsyncParsableCommand {
         for topic in topics {
             try cluster.createTopic(topic, partitions: partitions, replicationFactor: min(3, brokers))
         }
+        let requests = try TopicRequestService(cluster: cluster, logger: logger)
         print(cluster.bootstrapServers)
         fflush(nil)  // the first line must reach a pipe now, not when the buffer fills
         logger.info(
             "development broker running; stop it with Ctrl-C",
             metadata: ["bootstrap": "\(cluster.bootstrapServers)", "topics": "\(topics)"])
-        let signal = await waitForTermination()
-        logger.info("stopping", metadata: ["signal": "\(signal)"])
-        withExtendedLifetime(cluster) {}
-    }
-}
-
-/// Suspends until SIGINT or SIGTERM arrives; returns the signal's number.
-func waitForTermination() async -> Int32 {
-    await withCheckedContinuation { continuation in
-        let once = SignalOnce(continuation)
-        for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { once.fire(number) }
-            source.resume()
-            once.keep(source)
-        }
-    }
-}
-
-/// Resumes a continuation for the first signal only.
-private final class SignalOnce: @unchecked Sendable {  // guarded by `lock`
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<Int32, Never>?
-    private var sources: [any DispatchSourceSignal] = []
-
-    init(_ continuation: CheckedContinuation<Int32, Never>) { self.continuation = continuation }
-
-    func keep(_ source: any DispatchSourceSignal) { lock.withLock { sources.append(source) } }
-
-    func fire(_ number: Int32) {
-        let pending = lock.withLock {
-            defer { continuation = nil }
-            return continuation
-        }
-        pending?.resume(returning: number)
+        try await ServiceGroup(services: [requests], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        logger.info("stopped")
     }
 }

@@ -3,18 +3,33 @@ import Logging
 import QuixKafka
 import QuixPipeline
 import QuixStreams
-import Synchronization
+import ServiceLifecycle
 
-/// What `quixd run` does without brokers: an in-process mock cluster, sample rows fed into the
-/// pipelines' inputs, and what the pipelines write printed on standard output.
-final class DevelopmentBroker: Sendable {
+/// What `quixd run` does without brokers, as a Service of the daemon's group: an in-process
+/// mock cluster with the pipelines' topics, which serves topic requests (their changelog topics
+/// are created that way, as on `quixd broker`); sample rows fed into the pipelines' inputs; and
+/// what the pipelines write printed on standard output. It runs until the graceful shutdown,
+/// after the pipelines stopped: the cluster lives as long as this object.
+final class DevelopmentBroker: Service {
     let cluster: MockCluster
+    private let pipelines: [(file: String, pipeline: Pipeline)]
+    private let sample: String?
+    private let requests: TopicRequestService
+    /// A client of the cluster alone: the daemon's Kafka settings (security) are for real brokers.
+    private let client: KafkaStreamingClient
     private let logger: Logger
-    private let readers = Mutex<[TopicConsumer]>([])
 
-    init(logger: Logger) throws {
+    /// Starts the cluster and creates the topics the pipelines read and write (inputs, outputs,
+    /// dead-letter topics), each with `MockCluster.defaultPartitions` partitions.
+    /// - Parameter sample: a CSV fed into every input, instead of `samples/TOPIC.csv` beside
+    ///   each pipeline file.
+    init(pipelines: [(file: String, pipeline: Pipeline)], sample: String?, logger: Logger) throws {
         cluster = try MockCluster(brokers: 1, logger: logger)
+        self.pipelines = pipelines
+        self.sample = sample
         self.logger = logger
+        requests = try TopicRequestService(cluster: cluster, logger: logger)
+        client = KafkaStreamingClient(brokers: cluster.bootstrapServers, logger: logger)
         logger.warning(
             """
 
@@ -25,40 +40,47 @@ final class DevelopmentBroker: Sendable {
             * Give --brokers (or kafka.brokers in the config) for a real cluster.  *
             ************************************************************************
             """)
-    }
-
-    /// Creates the topics the pipelines use (the mock cluster cannot create them on request):
-    /// inputs, outputs, dead-letter topics and state changelogs, with the same partitions.
-    func createTopics(for pipelines: [Pipeline]) throws {
         var topics: Set<String> = []
-        for pipeline in pipelines {
-            topics.formUnion([pipeline.input.topic, pipeline.output.topic, "\(pipeline.name)-\(pipeline.input.topic)-changelog"])
+        for (_, pipeline) in pipelines {
+            topics.formUnion([pipeline.input.topic, pipeline.output.topic])
             if let topic = pipeline.onError.topic { topics.insert(topic) }
         }
         for topic in topics.sorted() { try cluster.createTopic(topic, partitions: MockCluster.defaultPartitions) }
     }
 
-    /// Feeds each input topic's sample rows (the CSV given, or `samples/TOPIC.csv` beside the
-    /// pipeline file) into it, once, in the reading pipeline's input format.
-    func feedSamples(_ pipelines: [(file: String, pipeline: Pipeline)], explicit: String?, client: KafkaStreamingClient) async throws {
-        var fed: Set<String> = []
-        for (file, pipeline) in pipelines where !fed.contains(pipeline.input.topic) {
-            let beside = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("samples/\(pipeline.input.topic).csv")
-            guard let path = explicit ?? (FileManager.default.fileExists(atPath: beside) ? beside : nil) else { continue }
-            fed.insert(pipeline.input.topic)
-            let sample = try SampleData(csv: String(contentsOfFile: path, encoding: .utf8), file: path)
-            let count = try await sample.produce(to: pipeline.input.topic, format: pipeline.input.format, client: client)
-            logger.info("fed sample data", metadata: ["file": "\(path)", "topic": "\(pipeline.input.topic)", "rows": "\(count)", "streams": "\(sample.streams.count)"])
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [requests] in try await requests.run() }
+            try await feedSamples()
+            let readers = outputReaders()
+            for reader in readers { group.addTask { try? await reader.run() } }
+            try? await gracefulShutdown()
+            for reader in readers { await reader.close() }
+            try await group.waitForAll()
         }
     }
 
-    /// Prints every output topic's rows and events, one line each.
-    func showOutputs(_ pipelines: [(file: String, pipeline: Pipeline)], client: KafkaStreamingClient) {
-        for (_, pipeline) in pipelines {
+    /// Feeds each input topic's sample rows (the CSV given, or `samples/TOPIC.csv` beside the
+    /// pipeline file) into it, once, in the reading pipeline's input format.
+    private func feedSamples() async throws {
+        var fed: Set<String> = []
+        for (file, pipeline) in pipelines where !fed.contains(pipeline.input.topic) {
+            let beside = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("samples/\(pipeline.input.topic).csv")
+            guard let path = sample ?? (FileManager.default.fileExists(atPath: beside) ? beside : nil) else { continue }
+            fed.insert(pipeline.input.topic)
+            let rows = try SampleData(csv: String(contentsOfFile: path, encoding: .utf8), file: path)
+            let count = try await rows.produce(to: pipeline.input.topic, format: pipeline.input.format, client: client)
+            logger.info("fed sample data", metadata: ["file": "\(path)", "topic": "\(pipeline.input.topic)", "rows": "\(count)", "streams": "\(rows.streams.count)"])
+        }
+    }
+
+    /// Readers that print every output topic's rows and events, one line each.
+    private func outputReaders() -> [TopicConsumer] {
+        pipelines.compactMap { _, pipeline in
             let output = pipeline.output
             guard let consumer = try? TopicConsumer(
                 client: client, topic: output.topic, group: nil, startFrom: .earliest, decoder: MessageFormats.decoder(for: output.format))
-            else { continue }
+            else { return nil }
             let prefix = "[\(pipeline.name) → \(output.topic)]"
             consumer.onStreamReceived { stream in
                 stream.onFrameReceived { stream, frame in
@@ -71,13 +93,8 @@ final class DevelopmentBroker: Sendable {
                     FileHandle.standardOutput.write(Data("\(prefix) \(stream.streamID) \(Self.time(event.timestamp)) event \(event.id): \(value)\n".utf8))
                 }
             }
-            readers.withLock { $0.append(consumer) }
-            Task { try? await consumer.run() }
+            return consumer
         }
-    }
-
-    func stop() async {
-        for reader in readers.withLock({ $0 }) { await reader.close() }
     }
 
     private static func time(_ nanoseconds: Int64) -> String {
@@ -93,75 +110,5 @@ final class DevelopmentBroker: Sendable {
         for (name, column) in frame.binary { if let value = column[row] { parts.append("\(name)=<\(value.count) bytes>") } }
         for (name, column) in frame.tags { if let value = column[row] { parts.append("#\(name)=\(value)") } }
         return parts.joined(separator: " ")
-    }
-}
-
-/// Rows of a sample CSV: a `stream` column (the stream id), a `timestamp` column (ns or
-/// ISO-8601), numeric columns, and binary columns named `NAME:base64`; other texts are string
-/// columns.
-struct SampleData {
-    var streams: [String: TimeseriesFrame] = [:]
-    var order: [String] = []
-    var rows = 0
-
-    init(csv: String, file: String) throws {
-        var lines = csv.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
-        guard !lines.isEmpty else { throw FormatError("\(file): empty") }
-        let header = lines.removeFirst().split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        guard let streamIndex = header.firstIndex(of: "stream"), let timeIndex = header.firstIndex(of: "timestamp") else {
-            throw FormatError("\(file):1: needs stream and timestamp columns")
-        }
-        var cells: [String: [[String]]] = [:]
-        for (index, line) in lines.enumerated() {
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard fields.count == header.count else { throw FormatError("\(file):\(index + 2): \(fields.count) fields, the header has \(header.count)") }
-            if cells[fields[streamIndex]] == nil { order.append(fields[streamIndex]) }
-            cells[fields[streamIndex], default: []].append(fields)
-        }
-        for (stream, rows) in cells {
-            var frame = TimeseriesFrame(timestamps: try rows.map { fields in
-                guard let time = MessageFormats.timestamp(fields[timeIndex]) else { throw FormatError("\(file): bad timestamp \"\(fields[timeIndex])\"") }
-                return time
-            })
-            for (column, name) in header.enumerated() where column != streamIndex && column != timeIndex {
-                let values = rows.map { $0[column] }
-                if name.hasSuffix(":base64") {
-                    frame.setBinary(String(name.dropLast(7)), values.map { $0.isEmpty ? nil : Data(base64Encoded: $0).map(Array.init) })
-                } else if values.allSatisfy({ $0.isEmpty || Double($0) != nil }) {
-                    frame[name] = NumericColumn(values.map { Double($0) })
-                } else {
-                    frame.setStrings(name, values.map { $0.isEmpty ? nil : $0 })
-                }
-            }
-            streams[stream] = frame
-            self.rows += rows.count
-        }
-    }
-
-    /// Writes the rows, ten per message in the Quix format (one per message otherwise).
-    func produce(to topic: String, format: Pipeline.DataFormat, client: KafkaStreamingClient) async throws -> Int {
-        if format == .quix {
-            let producer = try client.topicProducer(topic)
-            for id in order {
-                let stream = try producer.getOrCreateStream(id)
-                try stream.updateProperties { $0.name = "vehicle \(id)" }
-                let frame = streams[id]!
-                for name in frame.numeric.keys { try stream.addParameterDefinition(ParameterDefinition(id: name, name: name)) }
-                for start in stride(from: 0, to: frame.rowCount, by: 10) {
-                    try await stream.publish(frame.rows(Array(start..<min(start + 10, frame.rowCount))))
-                }
-            }
-            try await producer.close()
-        } else {
-            let producer = try KafkaProducer(settings: ProducerSettings(client: client.settings))
-            for id in order {
-                let frame = streams[id]!
-                let values = format == .json ? MessageFormats.encodeJSON(frame).map(Optional.some) : MessageFormats.encodeRaw(frame)
-                for value in values { try await producer.send(OutgoingMessage(topic: topic, key: Array(id.utf8), value: value)) }
-            }
-            try await producer.flush()
-            await producer.close()
-        }
-        return rows
     }
 }

@@ -4,6 +4,8 @@ import Logging
 import QuixKafka
 import QuixPipeline
 import QuixStreams
+import ServiceLifecycle
+import UnixSignals
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +17,8 @@ struct Run: AsyncParsableCommand {
             embedded development broker (librdkafka's mock cluster), feeds each pipeline's sample \
             data into its input (--sample, or samples/TOPIC.csv next to the pipeline file) and prints \
             what the pipelines write. SIGTERM or SIGINT stops every pipeline (checkpoint, leave \
-            the group) within the shutdown grace; SIGHUP reloads the pipeline files.
+            the group) within the shutdown grace (exit 0; 1 when the grace ran out or a final \
+            checkpoint failed); SIGHUP reloads the pipeline files.
             """)
 
     @Option(help: "The daemon config file (quixd.yaml).") var config: String?
@@ -44,90 +47,80 @@ struct Run: AsyncParsableCommand {
         if let http { settings.httpListen = http == "off" ? nil : http }
         if !pipelines.isEmpty { settings.pipelines = pipelines }
 
-        LoggingSystem.bootstrap { label in DaemonLogHandler(label: label, format: settings.logFormat, level: settings.logLevel) }
+        LoggingSystem.bootstrap { [settings] label in DaemonLogHandler(label: label, format: settings.logFormat, level: settings.logLevel) }
         var logger = Logger(label: "quixd")
         logger.logLevel = Logger.Level(rawValue: settings.logLevel.rawValue) ?? .info
         // systemd (Type=notify): readiness, reloads, stopping and watchdog pings, when it asks.
         let notifier = SystemdNotifier.fromEnvironment(logger: logger)
-        notifier.startWatchdog()
         defer { notifier.stopWatchdog() }
 
-        let files = Daemon.pipelineFiles(settings.pipelines)
+        let files = PipelineFiles.find(settings.pipelines)
         guard !files.isEmpty else {
             report("no pipelines: name pipeline files, or list them under pipelines: in the config")
             throw ExitCode(2)
         }
         let loaded: [(file: String, pipeline: Pipeline)]
         do {
-            loaded = try Daemon.load(files, overrides: pipelineOverrides)
+            loaded = try PipelineFiles.load(files, overrides: pipelineOverrides)
         } catch {
             for mistake in error.errors { report(mistake.description) }
             throw ExitCode(2)
         }
         logger.info("quixd \(QuixdVersion.current) starting; effective configuration:\n\(settings.masked)")
 
-        var development: DevelopmentBroker?
+        var broker: DevelopmentBroker?
         if settings.kafka.brokers.isEmpty {
-            let broker = try DevelopmentBroker(logger: logger)
-            try broker.createTopics(for: loaded.map(\.pipeline))
-            settings.kafka.brokers = [broker.cluster.bootstrapServers]
-            development = broker
+            let development = try DevelopmentBroker(pipelines: loaded, sample: sample, logger: logger)
+            settings.kafka.brokers = [development.cluster.bootstrapServers]
+            broker = development
         }
         let client = KafkaStreamingClient(brokers: settings.kafka.brokers.joined(separator: ","), logger: logger) { client in
             client.clientID = settings.kafka.clientID
             Self.apply(settings.kafka, to: &client)
         }
         let metrics = PipelineMetrics()
-        let daemon = Daemon(
-            sources: settings.pipelines, overrides: pipelineOverrides, client: client, stateDirectory: settings.stateDirectory,
-            groupInstanceID: settings.kafka.groupInstanceID, metrics: metrics, logger: logger)
-        var server: OperationsServer?
-        if let address = settings.httpListen {
-            let operations = OperationsServer(address: address, metrics: metrics, readiness: { await daemon.readiness() }, logger: logger)
-            try await operations.start()
-            server = operations
+        let supervisor = PipelineSupervisor(
+            pipelines: loaded, sources: settings.pipelines, overrides: pipelineOverrides, notifier: notifier,
+            grace: settings.shutdownGrace, logger: logger
+        ) { [settings, logger] pipeline, file in
+            try PipelineRunner(
+                pipeline: pipeline, file: file, registry: compiledStages, client: client, stateDirectory: settings.stateDirectory,
+                groupInstanceID: settings.kafka.groupInstanceID, metrics: metrics, logger: logger)
         }
-        let signals = SignalStream([SIGTERM, SIGINT, SIGHUP])
+        // Watchdog pings only while every pipeline makes progress or is idle (ProgressWatch).
+        let checkpoints = (loaded.map(\.pipeline.checkpointInterval).max() ?? .seconds(1)) * 10
+        let progress = ProgressWatch(stallAfter: max((notifier.watchdogTimeout ?? .zero) * 2, checkpoints), logger: logger)
+        notifier.startWatchdog { progress.isHealthy(metrics: metrics.exposition(), readiness: supervisor.readiness()) }
+        let server = settings.httpListen.map {
+            OperationsServer(address: $0, metrics: metrics, readiness: { supervisor.readiness() }, logger: logger)
+        }
         do {
-            try await daemon.start(loaded)
+            try await Self.serviceGroup(broker: broker, server: server, supervisor: supervisor, grace: settings.shutdownGrace, logger: logger)
+                .run()
         } catch {
-            notifier.stopping(status: "a pipeline could not start: \(error)")
-            logger.error("a pipeline could not start", metadata: ["error": "\(error)"])
-            _ = await daemon.shutdown(grace: settings.shutdownGrace)
+            logger.error("quixd stopped on an error", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
-        if let development {
-            try await development.feedSamples(loaded, explicit: sample, client: client)
-            development.showOutputs(loaded, client: client)
-        }
-        notifier.ready(status: "\(loaded.count) pipelines running")
-        var exitCode: Int32 = 0
-        loop: for await signal in signals.events(orWhile: { await !daemon.allFailed }) {
-            switch signal {
-            case SIGHUP:
-                logger.info("SIGHUP: reloading pipeline files")
-                notifier.reloading()
-                await daemon.reload()
-                notifier.ready(status: "pipeline files reloaded")
-            case .none:
-                notifier.stopping(status: "every pipeline stopped on an error")
-                logger.error("every pipeline stopped on an error; quixd exits")
-                exitCode = 1
-                break loop
-            default:
-                notifier.stopping()
-                logger.info("stopping: every pipeline checkpoints and leaves its group", metadata: ["signal": "\(signal!)", "grace": "\(settings.shutdownGrace)"])
-                if await !daemon.shutdown(grace: settings.shutdownGrace) {
-                    logger.error("pipelines did not stop within the shutdown grace")
-                    exitCode = 1
-                }
-                break loop
-            }
-        }
-        await server?.stop()
-        await development?.stop()
         logger.info("quixd stopped")
-        if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+
+    /// The daemon's service group: SIGTERM and SIGINT start the graceful shutdown, which stops
+    /// the services in reverse order within `grace`: the pipelines first (they checkpoint while
+    /// /metrics still answers), then the HTTP server, then the development broker, which the
+    /// pipelines need until they have stopped. Whichever service ends, the others stop in order,
+    /// and `run()` throws the first error.
+    static func serviceGroup(
+        broker: DevelopmentBroker?, server: OperationsServer?, supervisor: PipelineSupervisor, grace: Duration, logger: Logger
+    ) -> ServiceGroup {
+        let optional: [(any Service)?] = [broker, server, supervisor]
+        let services = optional.compactMap { $0 }
+        var configuration = ServiceGroupConfiguration(
+            services: services.map {
+                .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+            },
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = grace
+        return ServiceGroup(configuration: configuration)
     }
 
     /// Security and pass-through librdkafka properties (static membership is the consumers').
@@ -140,45 +133,5 @@ struct Run: AsyncParsableCommand {
         client.security.saslPassword = kafka.saslPassword
         client.security.caLocation = kafka.caLocation
         for (key, value) in kafka.properties { client.librdkafka[key] = value }
-    }
-}
-
-/// Signals as an async sequence. Each signal's default action is replaced while quixd runs.
-final class SignalStream {
-    private let stream: AsyncStream<Int32>
-    private let sources: [any DispatchSourceSignal]
-
-    init(_ numbers: [Int32]) {
-        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
-        self.stream = stream
-        sources = numbers.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            return source
-        }
-    }
-
-    /// The signals as they arrive, and nil once `condition` turns false (checked every second).
-    func events(orWhile condition: @escaping @Sendable () async -> Bool) -> AsyncStream<Int32?> {
-        let signals = stream
-        return AsyncStream { continuation in
-            let task = Task {
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        for await signal in signals { continuation.yield(signal) }
-                    }
-                    group.addTask {
-                        while !Task.isCancelled, await condition() { try? await Task.sleep(for: .seconds(1)) }
-                        if !Task.isCancelled { continuation.yield(nil) }
-                    }
-                    await group.next()
-                    group.cancelAll()
-                }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
     }
 }

@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import Glibc
 import QuixPipeline
+import ServiceLifecycleTestKit
 import Synchronization
 import Testing
 @testable import quixd
@@ -31,7 +32,7 @@ private func fetch(
 /// One request written as is to a plain TCP socket (`host` an IPv4 or IPv6 literal); the whole
 /// response, read until the server closes (so send `Connection: close`). The blocking calls run
 /// on a thread of their own, not on the (2-thread) pool the server's tasks need.
-private func rawHTTP(host: String, port: UInt16, _ request: String) async throws -> String {
+func rawHTTP(host: String, port: UInt16, _ request: String) async throws -> String {
     try await withCheckedThrowingContinuation { continuation in
         Thread { continuation.resume(with: Result { try blockingHTTP(host: host, port: port, request) }) }.start()
     }
@@ -78,44 +79,41 @@ struct OperationsServerTests {
         let readiness = Readiness()
         readiness.set([("gforce", true, "joined group gforce, 4 partitions")])
         let server = OperationsServer(address: "127.0.0.1:0", metrics: metrics, readiness: { readiness.get() })
-        let port = try await server.start()
-        #expect(port != 0)
-        #expect(await server.boundPort == port)
+        try await server.serve { port in
+            #expect(port != 0)
 
-        let health = try await fetch(port, "/healthz", session: session)
-        #expect(health.status == 200)
-        #expect(health.body == "ok")
-        #expect(health.contentType == "text/plain; charset=utf-8")
+            let health = try await fetch(port, "/healthz", session: session)
+            #expect(health.status == 200)
+            #expect(health.body == "ok")
+            #expect(health.contentType == "text/plain; charset=utf-8")
 
-        let ready = try await fetch(port, "/readyz", session: session)
-        #expect(ready.status == 200)
-        #expect(ready.body == "gforce ready: joined group gforce, 4 partitions\n")
+            let ready = try await fetch(port, "/readyz", session: session)
+            #expect(ready.status == 200)
+            #expect(ready.body == "gforce ready: joined group gforce, 4 partitions\n")
 
-        let scrape = try await fetch(port, "/metrics", session: session)
-        #expect(scrape.status == 200)
-        #expect(scrape.contentType?.hasPrefix("text/plain; version=0.0.4") == true)
-        let lines = Set(scrape.body.split(separator: "\n").map(String.init))
-        #expect(lines.contains(#"quixd_messages_in_total{pipeline="gforce",topic="telemetry",partition="0"} 3"#))
-        #expect(lines.contains(#"quixd_pipeline_ready{pipeline="gforce"} 1.0"#))
-        #expect(lines.contains("# TYPE quixd_messages_in_total counter"))
+            let scrape = try await fetch(port, "/metrics", session: session)
+            #expect(scrape.status == 200)
+            #expect(scrape.contentType?.hasPrefix("text/plain; version=0.0.4") == true)
+            let lines = Set(scrape.body.split(separator: "\n").map(String.init))
+            #expect(lines.contains(#"quixd_messages_in_total{pipeline="gforce",topic="telemetry",partition="0"} 3"#))
+            #expect(lines.contains(#"quixd_pipeline_ready{pipeline="gforce"} 1.0"#))
+            #expect(lines.contains("# TYPE quixd_messages_in_total counter"))
 
-        // The scrape reflects what is recorded since.
-        metrics.recordConsumed(pipeline: "gforce", topic: "telemetry", partition: 0, messages: 2, bytes: 20)
-        let again = try await fetch(port, "/metrics", session: session)
-        #expect(again.body.contains(#"quixd_messages_in_total{pipeline="gforce",topic="telemetry",partition="0"} 5"#))
+            // The scrape reflects what is recorded since.
+            metrics.recordConsumed(pipeline: "gforce", topic: "telemetry", partition: 0, messages: 2, bytes: 20)
+            let again = try await fetch(port, "/metrics", session: session)
+            #expect(again.body.contains(#"quixd_messages_in_total{pipeline="gforce",topic="telemetry",partition="0"} 5"#))
 
-        for path in ["/", "/health", "/healthz/extra", "/metricsx"] {
-            let missing = try await fetch(port, path, session: session)
-            #expect(missing.status == 404, "\(path)")
+            for path in ["/", "/health", "/healthz/extra", "/metricsx"] {
+                let missing = try await fetch(port, path, session: session)
+                #expect(missing.status == 404, "\(path)")
         }
         let post = try await fetch(port, "/healthz", method: "POST", session: session)
         #expect(post.status == 404)
 
         // A query string does not change the route.
         #expect(try await fetch(port, "/healthz?verbose=1", session: session).status == 200)
-
-        await server.stop()
-        #expect(await server.boundPort == nil)
+        }
     }
 
     @Test("/readyz is 503 until every pipeline is ready, then 200")
@@ -126,95 +124,117 @@ struct OperationsServerTests {
             ("speeding", true, "joined group speeding, 2 partitions"),
         ])
         let server = OperationsServer(address: "127.0.0.1:0", metrics: PipelineMetrics(), readiness: { readiness.get() })
-        let port = try await server.start()
+        try await server.serve { port in
+            let notReady = try await fetch(port, "/readyz", session: session)
+            #expect(notReady.status == 503)
+            #expect(notReady.body == """
+                gforce not ready: joining group gforce
+                speeding ready: joined group speeding, 2 partitions
 
-        let notReady = try await fetch(port, "/readyz", session: session)
-        #expect(notReady.status == 503)
-        #expect(notReady.body == """
-            gforce not ready: joining group gforce
-            speeding ready: joined group speeding, 2 partitions
+                """)
 
-            """)
+            readiness.set([
+                ("gforce", true, "joined group gforce, 4 partitions"),
+                ("speeding", true, "joined group speeding, 2 partitions"),
+            ])
+            let nowReady = try await fetch(port, "/readyz", session: session)
+            #expect(nowReady.status == 200)
+            #expect(nowReady.body.contains("gforce ready: joined group gforce, 4 partitions\n"))
 
-        readiness.set([
-            ("gforce", true, "joined group gforce, 4 partitions"),
-            ("speeding", true, "joined group speeding, 2 partitions"),
-        ])
-        let nowReady = try await fetch(port, "/readyz", session: session)
-        #expect(nowReady.status == 200)
-        #expect(nowReady.body.contains("gforce ready: joined group gforce, 4 partitions\n"))
+            readiness.set([("gforce", false, "stalled: no progress for 45s"), ("speeding", true, "joined")])
+            let stalled = try await fetch(port, "/readyz", session: session)
+            #expect(stalled.status == 503)
+            #expect(stalled.body.contains("gforce not ready: stalled: no progress for 45s\n"))
 
-        readiness.set([("gforce", false, "stalled: no progress for 45s"), ("speeding", true, "joined")])
-        let stalled = try await fetch(port, "/readyz", session: session)
-        #expect(stalled.status == 503)
-        #expect(stalled.body.contains("gforce not ready: stalled: no progress for 45s\n"))
-
-        // Liveness is not readiness.
-        #expect(try await fetch(port, "/healthz", session: session).status == 200)
-        await server.stop()
+            // Liveness is not readiness.
+            #expect(try await fetch(port, "/healthz", session: session).status == 200)
+        }
     }
 
     @Test("with no pipelines, /readyz is 200")
     func noPipelines() async throws {
         let server = OperationsServer(address: "127.0.0.1:0", metrics: PipelineMetrics(), readiness: { [] })
-        let port = try await server.start()
-        let ready = try await fetch(port, "/readyz", session: session)
-        #expect(ready.status == 200)
-        #expect(ready.body == "no pipelines\n")
-        await server.stop()
+        try await server.serve { port in
+            let ready = try await fetch(port, "/readyz", session: session)
+            #expect(ready.status == 200)
+            #expect(ready.body == "no pipelines\n")
+        }
     }
 
     @Test("serves concurrent requests while the caller goes on")
     func concurrentRequests() async throws {
         let metrics = PipelineMetrics()
         let server = OperationsServer(address: "127.0.0.1:0", metrics: metrics, readiness: { [] })
-        let port = try await server.start()
         let session = self.session
-        try await withThrowingTaskGroup(of: Int.self) { group in
-            for index in 0..<20 {
-                group.addTask {
-                    try await fetch(port, index.isMultiple(of: 2) ? "/metrics" : "/healthz", session: session).status
+        try await server.serve { port in
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<20 {
+                    group.addTask {
+                        try await fetch(port, index.isMultiple(of: 2) ? "/metrics" : "/healthz", session: session).status
+                    }
                 }
-            }
-            for try await status in group {
-                #expect(status == 200)
-            }
+                for try await status in group {
+                    #expect(status == 200)
+                }
         }
-        await server.stop()
+        }
     }
 
-    @Test("stop() closes the socket: the port refuses connections")
+    @Test("when serve's body returns, the socket closes: the port refuses connections")
     func stopCloses() async throws {
         let server = OperationsServer(address: "127.0.0.1:0", metrics: PipelineMetrics(), readiness: { [] })
-        let port = try await server.start()
-        #expect(try await fetch(port, "/healthz", session: session).status == 200)
-        await server.stop()
+        let session = self.session
+        let port = try await server.serve { port in
+            let health = try await fetch(port, "/healthz", session: session)
+            #expect(health.status == 200)
+            return port
+        }
         await #expect(throws: (any Error).self) {
             try await fetch(port, "/healthz", session: URLSession(configuration: .ephemeral))
         }
-        // It can be started again.
-        let again = try await server.start()
-        #expect(try await fetch(again, "/healthz", session: URLSession(configuration: .ephemeral)).status == 200)
-        await server.stop()
+        // It can serve again.
+        try await server.serve { again in
+            let health = try await fetch(again, "/healthz", session: URLSession(configuration: .ephemeral))
+            #expect(health.status == 200)
+        }
     }
 
-    @Test("a port in use is an error from start()")
+    @Test("as a Service: it serves until the graceful shutdown, then closes the socket")
+    func gracefulShutdown() async throws {
+        let server = OperationsServer(address: "127.0.0.1:\(freePort())", metrics: PipelineMetrics(), readiness: { [] })
+        let port = try #require(Int(server.address.split(separator: ":").last!))
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await server.run() }
+                let deadline = ContinuousClock.now + .seconds(10)
+                while await (try? rawHTTP(host: "127.0.0.1", port: UInt16(port), "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"))?
+                    .hasPrefix("HTTP/1.1 200 OK") != true
+                {
+                    try #require(ContinuousClock.now < deadline, "never listened")
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                trigger.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        }
+        await #expect(throws: (any Error).self) {
+            try await rawHTTP(host: "127.0.0.1", port: UInt16(port), "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+        }
+    }
+
+    @Test("a port in use is an error from serve(), at once")
     func portInUse() async throws {
         let first = OperationsServer(address: "127.0.0.1:0", metrics: PipelineMetrics(), readiness: { [] })
-        let port = try await first.start()
-        let second = OperationsServer(address: "127.0.0.1:\(port)", metrics: PipelineMetrics(), readiness: { [] })
-        await #expect(throws: (any Error).self) { try await second.start() }
-        // The first one is unaffected.
-        #expect(try await fetch(port, "/healthz", session: session).status == 200)
-        await first.stop()
-    }
-
-    @Test("start() twice is an error")
-    func startTwice() async throws {
-        let server = OperationsServer(address: "127.0.0.1:0", metrics: PipelineMetrics(), readiness: { [] })
-        try await server.start()
-        await #expect(throws: OperationsServer.Failure.self) { try await server.start() }
-        await server.stop()
+        let session = self.session
+        try await first.serve { port in
+            let second = OperationsServer(address: "127.0.0.1:\(port)", metrics: PipelineMetrics(), readiness: { [] })
+            let started = ContinuousClock.now
+            await #expect(throws: (any Error).self) { try await second.serve { _ in } }
+            #expect(ContinuousClock.now - started < .seconds(5))
+            // The first one is unaffected.
+            let health = try await fetch(port, "/healthz", session: session)
+            #expect(health.status == 200)
+        }
     }
 
     @Test("addresses", arguments: [
@@ -231,34 +251,29 @@ struct OperationsServerTests {
     @Test("the wire format: an HTTP/1.1 status line, Content-Length and the body")
     func wireFormat() async throws {
         let server = OperationsServer(address: "127.0.0.1:0", metrics: PipelineMetrics(), readiness: { [] })
-        let port = try await server.start()
-        let response = try await rawHTTP(
-            host: "127.0.0.1", port: port, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
-        #expect(response.lowercased().contains("\r\ncontent-length: 2\r\n"))
-        #expect(response.hasSuffix("\r\n\r\nok"))
+        try await server.serve { port in
+            let response = try await rawHTTP(
+                host: "127.0.0.1", port: port, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(response.lowercased().contains("\r\ncontent-length: 2\r\n"))
+            #expect(response.hasSuffix("\r\n\r\nok"))
 
-        let missing = try await rawHTTP(
-            host: "127.0.0.1", port: port, "DELETE /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        #expect(missing.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
-        await server.stop()
+            let missing = try await rawHTTP(
+                host: "127.0.0.1", port: port, "DELETE /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            #expect(missing.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+        }
     }
 
     @Test("binding [::1]:0 works over IPv6")
     func ipv6Loopback() async throws {
         let server = OperationsServer(address: "[::1]:0", metrics: PipelineMetrics(), readiness: { [] })
-        let port: UInt16
-        do {
-            port = try await server.start()
-        } catch {
-            // No IPv6 on this host: nothing to check.
-            return
+        // Without IPv6 on this host serve() throws at once: nothing to check.
+        try? await server.serve { port in
+            #expect(port != 0)
+            // (URLSession on Linux rejects http://[::1]:port/ as a bad URL: a raw request instead.)
+            let response = try await rawHTTP(host: "::1", port: port, "GET /healthz HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n")
+            #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(response.hasSuffix("ok"))
         }
-        #expect(port != 0)
-        // (URLSession on Linux rejects http://[::1]:port/ as a bad URL: a raw request instead.)
-        let response = try await rawHTTP(host: "::1", port: port, "GET /healthz HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n")
-        #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
-        #expect(response.hasSuffix("ok"))
-        await server.stop()
     }
 }

@@ -95,6 +95,23 @@ public final class KafkaAdmin: Sendable {
         }
     }
 
+    /// The id of the cluster's controller, the broker that creates topics; nil when the cluster
+    /// names none of its brokers (librdkafka's mock cluster names broker 0, which does not exist),
+    /// where a CreateTopics request could only wait out its timeout.
+    public func controller() async throws(KafkaError) -> Int32? {
+        let raw = raw
+        let timeout = settings.requestTimeout
+        return try await runBlocking("metadata") { () throws(KafkaError) -> Int32? in
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            // Brokers only (no topic); the answer also updates the cached controller id.
+            try KafkaError.check(rd_kafka_metadata(raw.handle, 0, nil, &metadata, timeout.timeoutMilliseconds), "metadata")
+            defer { rd_kafka_metadata_destroy(metadata) }
+            let brokers = UnsafeBufferPointer(start: metadata!.pointee.brokers, count: Int(metadata!.pointee.broker_cnt))
+            let controller = rd_kafka_controllerid(raw.handle, 0)
+            return brokers.contains { $0.id == controller } ? controller : nil
+        }
+    }
+
     /// Metadata of every topic, or of `topic` alone (empty when it does not exist; asking never creates it).
     public func metadata(topic: String? = nil) async throws(KafkaError) -> [TopicMetadata] {
         let raw = raw

@@ -75,6 +75,18 @@ final class EventBuffer: @unchecked Sendable {
         }
     }
 
+    /// Blocks the calling (poll) thread until at most `count` messages are buffered, the buffer
+    /// is finished, or `timeout` passes. Returns whether the messages fell to `count`.
+    func waitUntilAtMost(_ count: Int, timeout: Duration) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: Double(timeout.milliseconds) / 1000)
+        return condition.withLock {
+            while bufferedMessages > count && !finished {
+                if !condition.wait(until: deadline) { return bufferedMessages <= count }
+            }
+            return true
+        }
+    }
+
     /// No more events will come; the iterator ends after those already queued.
     func finish() {
         let receiver = condition.withLock {

@@ -62,6 +62,11 @@ public final class KafkaConsumer: Sendable {
         guard core.settings.group != nil else {
             throw KafkaError(code: .invalidArgument, detail: "subscribe needs a consumer group; use assign without one")
         }
+        guard core.settings.backpressure == .pause else {
+            throw KafkaError(
+                code: .invalidArgument,
+                detail: "subscribe needs backpressure .pause: a group member must keep polling; .stopPolling is for assign")
+        }
         guard !topics.isEmpty, !topics.contains(where: \.isEmpty) else {
             throw KafkaError(code: .invalidArgument, detail: "subscribe: topic names must be non-empty, found \(topics)")
         }
@@ -319,7 +324,12 @@ final class ConsumerCore: Sendable {
         var lastPush = buffer.pushedCount()
         var quietSince = ContinuousClock.now
         while !control.withLock({ $0.closeRequested }) {
-            let paused = applyBackpressure()
+            if settings.backpressure == .stopPolling && buffer.messageCount() >= settings.maxBufferedMessages {
+                // Hold: librdkafka's queue fills and its fetching stops, with nothing dropped.
+                _ = buffer.waitUntilAtMost(settings.maxBufferedMessages / 2, timeout: .milliseconds(100))
+                continue
+            }
+            let paused = settings.backpressure == .pause && applyBackpressure()
             let count = slots.withUnsafeMutableBufferPointer { slots in
                 takeBatch(into: slots, waitMilliseconds: paused ? 10 : wait)
             }

@@ -33,6 +33,11 @@ public struct KafkaErrorCode: Hashable, Sendable {
     public static let topicAuthorizationFailed = KafkaErrorCode(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
     public static let outOfOrderSequenceNumber = KafkaErrorCode(RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
     public static let unknownTopicOrPartition = KafkaErrorCode(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+    public static let topicAlreadyExists = KafkaErrorCode(RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+    /// librdkafka's own: an assigned partition the cluster does not have.
+    public static let unknownPartition = KafkaErrorCode(RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
+    /// librdkafka's own: an assigned topic the cluster does not have.
+    public static let unknownTopic = KafkaErrorCode(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
 
     /// librdkafka's name for the code, e.g. `NOT_ENOUGH_REPLICAS`.
     public var name: String { String(cString: rd_kafka_err2name(rd_kafka_resp_err_t(rawValue: rawValue))) }
@@ -41,8 +46,9 @@ public struct KafkaErrorCode: Hashable, Sendable {
 /// librdkafka's in-process mock Kafka cluster: real brokers on loopback TCP ports, with consumer
 /// groups, transactions and fault injection. A test and development tool with limits of its own:
 /// each partition keeps only about 5 MB and 100,000 messages (older ones are dropped silently),
-/// and admin CreateTopics does not work (no controller), so topics are made with `createTopic`
-/// or auto-created with `defaultPartitions` partitions on first use.
+/// and admin CreateTopics does not work (no controller), so topics are made with `createTopic`,
+/// asked for through topic requests (see `topicRequestsTopic`) where the owner of the cluster
+/// serves them, or auto-created with `defaultPartitions` partitions on first use.
 public final class MockCluster: @unchecked Sendable {  // the mock cluster's calls are thread-safe
     /// Partitions of a topic the mock creates on first use.
     public static let defaultPartitions = 4
@@ -116,5 +122,60 @@ public final class MockCluster: @unchecked Sendable {  // the mock cluster's cal
     /// Every request about `topic` fails with `error` (pass `nil` to clear).
     public func setTopicError(_ topic: String, _ error: KafkaErrorCode?) {
         rd_kafka_mock_topic_set_error(cluster, topic, rd_kafka_resp_err_t(rawValue: error?.rawValue ?? 0))
+    }
+}
+
+// MARK: Topic requests
+
+/// How a client asks a development broker (`quixd broker`, or `quixd run` without brokers) to
+/// create a topic, since the mock cluster cannot take CreateTopics: it produces a record to
+/// `topicRequestsTopic` whose key is the topic's name and whose value its partition count in
+/// decimal, and waits until the topic appears in the metadata. The process that owns the
+/// cluster reads that topic and creates each topic asked for (one that exists stays as it is).
+/// The topic exists only on a development broker, so its presence is what tells a client that
+/// it may ask; against a real cluster nothing is ever produced to it.
+extension MockCluster {
+    /// The topic of topic requests: one partition, created by `acceptTopicRequests()`.
+    public static let topicRequestsTopic = "__quixd_broker"
+
+    /// A topic request, read from `topicRequestsTopic`.
+    public struct TopicRequest: Sendable, Hashable {
+        public var topic: String
+        public var partitions: Int
+
+        public init(topic: String, partitions: Int) {
+            self.topic = topic
+            self.partitions = partitions
+        }
+
+        /// The request a record holds; nil when it holds none.
+        public init?(_ message: KafkaMessage) {
+            guard let key = message.key, !key.isEmpty, let value = message.value,
+                let partitions = Int(String(decoding: value, as: UTF8.self)), (1...100_000).contains(partitions)
+            else { return nil }
+            self.init(topic: String(decoding: key, as: UTF8.self), partitions: partitions)
+        }
+
+        /// The record to produce for this request.
+        public var message: OutgoingMessage {
+            OutgoingMessage(topic: MockCluster.topicRequestsTopic, key: Array(topic.utf8), value: Array(String(partitions).utf8))
+        }
+    }
+
+    /// Creates `topicRequestsTopic`, so that clients ask this cluster for the topics they need;
+    /// the caller then serves what arrives there with `create(_:)`.
+    public func acceptTopicRequests() throws(KafkaError) {
+        try createTopic(Self.topicRequestsTopic, partitions: 1)
+    }
+
+    /// Creates the topic `request` asks for; returns false when it existed (it stays as it is).
+    @discardableResult
+    public func create(_ request: TopicRequest) throws(KafkaError) -> Bool {
+        do {
+            try createTopic(request.topic, partitions: request.partitions, replicationFactor: min(3, brokerCount))
+            return true
+        } catch where error.librdkafkaCode == KafkaErrorCode.topicAlreadyExists.rawValue {
+            return false
+        }
     }
 }

@@ -251,30 +251,33 @@ final class PartitionState: Sendable {
         }
     }
 
-    /// Applies changelog records (record key → value, nil deletes) up to a marker, with its
-    /// checkpoint and the changelog offset after it, in one transaction.
-    func applyRestored(_ records: [[UInt8]: [UInt8]?], checkpoint: Int64, changelogOffset: Int64) throws {
-        var grouped: [String: [([UInt8], [UInt8]?)]] = [:]
-        for (record, value) in records {
-            guard let (store, key) = Changelog.parse(record[...]) else { continue }
-            grouped[store, default: []].append((key, value))
-        }
-        var databases: [String: Database] = [:]
-        for store in grouped.keys { databases[store] = try database(store) }
+    /// Applies restored changelog records up to their last marker, with that marker's checkpoint
+    /// and the changelog offset after it, in one write transaction. The records may span many
+    /// markers: what the transaction commits always ends at one. Adds the time spent writing to
+    /// `timings.applying` and the commit's to `timings.committing`.
+    func applyRestored(_ records: RestoredRecords, timings: inout RestoreTimings) throws {
+        guard records.sealedCount > 0 else { return }
+        let used = records.sealedStores
+        var databases: [Database?] = Array(repeating: nil, count: records.stores.count)
+        for index in used { databases[index] = try database(records.stores[index]) }
         let stores = state.withLock { state -> Set<String> in
-            state.stores.formUnion(grouped.keys)
+            state.stores.formUnion(used.map { records.stores[$0] })
             return state.stores
         }
+        let clock = ContinuousClock()
+        let started = clock.now
+        var written = started
         try environment.write { txn in
-            for (store, entries) in grouped {
-                for (key, value) in entries {
-                    if let value { try txn.put(value, for: key, in: databases[store]!) } else { _ = try txn.delete(key, in: databases[store]!) }
-                }
+            try records.forEachSealed { store, key, value in
+                if let value { try txn.put(value, for: key, in: databases[store]!) } else { _ = try txn.delete(key, in: databases[store]!) }
             }
             try txn.put(Self.encodeStores(stores), for: Self.storesKey, in: meta)
-            try txn.put(Int(checkpoint).stateBytes, for: Self.checkpointKey, in: meta)
-            try txn.put(Int(changelogOffset).stateBytes, for: Self.changelogKey, in: meta)
+            try txn.put(Int(records.checkpoint).stateBytes, for: Self.checkpointKey, in: meta)
+            try txn.put(Int(records.changelogOffset).stateBytes, for: Self.changelogKey, in: meta)
+            written = clock.now
         }
+        timings.applying += written - started
+        timings.committing += clock.now - written
     }
 
     /// Deletes everything: every store and the checkpoint (before a rebuild).

@@ -4,13 +4,14 @@ import Foundation
 import Glibc
 import Logging
 import QuixPipeline
+import ServiceLifecycle
 import Synchronization
 
 /// One pipeline's answer to `/readyz`: whether it has joined its consumer group and is not
 /// stalled, and why (or why not), in a few words.
 typealias PipelineReadiness = (pipeline: String, ready: Bool, reason: String)
 
-/// quixd's operations endpoints over HTTP/1.1 (FlyingFox, on its own tasks):
+/// quixd's operations endpoints over HTTP/1.1 (FlyingFox), a Service of the daemon's group:
 ///
 /// - `GET /healthz`: 200 `ok` while the process serves requests at all.
 /// - `GET /readyz`: 200 when every pipeline is ready, else 503; the body has one line per
@@ -18,36 +19,29 @@ typealias PipelineReadiness = (pipeline: String, ready: Bool, reason: String)
 /// - `GET /metrics`: 200, the Prometheus text format (0.0.4) of `PipelineMetrics`.
 /// - anything else: 404.
 ///
-/// `start()` binds and returns once the socket listens; requests are then served in the
-/// background until `stop()`.
-actor OperationsServer {
+/// `run()` binds, serves until the graceful shutdown (or cancellation), then closes the socket
+/// and the open connections.
+final class OperationsServer: Service {
     /// Asked on every `/readyz`; called on the server's tasks, so it must be cheap and `Sendable`.
     typealias ReadinessProbe = @Sendable () async -> [PipelineReadiness]
 
     enum Failure: Error, CustomStringConvertible {
         case invalidAddress(String, reason: String)
-        case alreadyStarted
         case stoppedBeforeListening
 
         var description: String {
             switch self {
             case .invalidAddress(let address, let reason): "invalid operations address '\(address)': \(reason)"
-            case .alreadyStarted: "the operations server is already started"
             case .stoppedBeforeListening: "the operations server stopped before it listened"
             }
         }
     }
 
     /// The address as given, `host:port`.
-    nonisolated let address: String
+    let address: String
     private let metrics: PipelineMetrics
     private let readiness: ReadinessProbe
     private let logger: Logger
-
-    private var server: HTTPServer?
-    private var serving: Task<Void, Never>?
-    /// The port the socket is bound to while started (the real one when `address` asked for 0).
-    private(set) var boundPort: UInt16?
 
     /// A server for `address` (`host:port`, `[ipv6]:port`, `:port` or `*:port` for every IPv4
     /// interface; port 0 picks a free port), not yet bound.
@@ -62,77 +56,60 @@ actor OperationsServer {
         self.logger = logger
     }
 
-    /// Binds and listens, then returns the bound port; requests are served in the background.
-    /// Throws if the address is invalid or cannot be bound.
-    @discardableResult
-    func start() async throws -> UInt16 {
-        guard server == nil else { throw Failure.alreadyStarted }
+    func run() async throws {
+        try await serve { _ in try? await gracefulShutdown() }
+    }
+
+    /// Binds and listens, then calls `body` with the bound port (the real one when `address`
+    /// asked for 0) while requests are served; when it returns, the socket and the connections
+    /// close. Throws if the address is invalid or cannot be bound.
+    func serve<Value: Sendable>(_ body: (UInt16) async throws -> Value) async throws -> Value {
         let socketAddress = try Self.socketAddress(for: address)
-        let (metrics, readiness) = (self.metrics, self.readiness)
+        let (metrics, readiness, logger) = (self.metrics, self.readiness, self.logger)
         let server = HTTPServer(
             config: HTTPServer.Configuration(address: socketAddress, timeout: 10, logger: FlyingFoxLogger(logger)),
             handler: ClosureHTTPHandler { request in
                 await Self.respond(to: request, metrics: metrics, readiness: readiness)
             })
-        self.server = server  // before any suspension: a second start() throws
-
-        let listening = StartGate()
-        let logger = self.logger
-        let serving = Task {
-            do {
-                try await server.run()
-                listening.finish(.failure(Failure.stoppedBeforeListening))
-            } catch {
-                // After start() returned, and not by stop(): the endpoints are gone; say so.
-                if !listening.finish(.failure(error)) && !Task.isCancelled {
-                    logger.error("operations server stopped: \(error)")
+        let listening = ListeningFlag()
+        return try await withThrowingTaskGroup(of: ServerEvent.self) { group in
+            group.addTask {
+                do {
+                    try await server.run()
+                    return .stopped(Failure.stoppedBeforeListening)
+                } catch {
+                    // Not asked for (the body still runs): the endpoints are gone; say so.
+                    if listening.value.load(ordering: .relaxed) && !Task.isCancelled { logger.error("operations server stopped: \(error)") }
+                    return .stopped(error)
                 }
             }
-        }
-        let waiter = Task {
-            do {
+            group.addTask {
                 try await server.waitUntilListening(timeout: 10)
-                listening.finish(.success(()))
-            } catch {
-                listening.finish(.failure(error))
+                return .listening
             }
+            // Cancelling `run()` closes the socket and ends the connections at once; FlyingFox's own
+            // stop(timeout:) was seen to wait out its whole timeout here on Linux (its accept loop
+            // does not end when the listener closes).
+            defer { group.cancelAll() }
+            if case .stopped(let error) = try await group.next() { throw error }
+            listening.value.store(true, ordering: .relaxed)
+            let port: UInt16 = switch await server.listeningAddress {
+            case .ip4(_, let port)?, .ip6(_, let port)?: port
+            default: 0
+            }
+            logger.info("operations endpoints listening", metadata: ["address": "\(address)", "port": "\(port)"])
+            return try await body(port)
         }
-        do {
-            try await listening.wait()
-            waiter.cancel()
-        } catch {
-            waiter.cancel()
-            serving.cancel()
-            await server.stop()
-            self.server = nil
-            throw error
-        }
-        self.serving = serving
-
-        let listeningAddress = await server.listeningAddress
-        let port: UInt16? = switch listeningAddress {
-        case .ip4(_, let port)?, .ip6(_, let port)?: port
-        default: nil
-        }
-        boundPort = port
-        logger.info("operations endpoints listening", metadata: ["address": "\(address)", "port": "\(port.map(String.init) ?? "?")"])
-        return port ?? 0
     }
 
-    /// Closes the listening socket and open connections; returns when the server has stopped.
-    func stop() async {
-        guard let server else { return }
-        self.server = nil
-        boundPort = nil
-        // Cancelling `run()` closes the socket and ends the connections at once; FlyingFox's own
-        // stop(timeout:) was seen to wait out its whole timeout here on Linux (its accept loop
-        // does not end when the listener closes). After that, stop() finds nothing left to do.
-        if let serving {
-            serving.cancel()
-            await serving.value
-        }
-        serving = nil
-        await server.stop()
+    private enum ServerEvent: Sendable {
+        case listening
+        case stopped(any Error)
+    }
+
+    /// Whether `serve` got past listening: a server that stops after it was not asked to.
+    private final class ListeningFlag: Sendable {
+        let value = Atomic<Bool>(false)
     }
 
     // MARK: Requests
@@ -218,46 +195,9 @@ actor OperationsServer {
     }
 }
 
-/// Resolves once with the first result given: whether the server listened, or why not.
-private final class StartGate: Sendable {
-    private enum State {
-        case pending(CheckedContinuation<Void, any Error>?)
-        case finished(Result<Void, any Error>)
-    }
-
-    private let state = Mutex<State>(.pending(nil))
-
-    /// Records `result` if none was; returns whether this call was the first.
-    @discardableResult
-    func finish(_ result: Result<Void, any Error>) -> Bool {
-        let outcome: (first: Bool, waiter: CheckedContinuation<Void, any Error>?) = state.withLock { state in
-            guard case .pending(let waiter) = state else { return (false, nil) }
-            state = .finished(result)
-            return (true, waiter)
-        }
-        outcome.waiter?.resume(with: result)
-        return outcome.first
-    }
-
-    func wait() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let early: Result<Void, any Error>? = state.withLock { state in
-                switch state {
-                case .pending:
-                    state = .pending(continuation)
-                    return nil
-                case .finished(let result):
-                    return result
-                }
-            }
-            if let early { continuation.resume(with: early) }
-        }
-    }
-}
-
 /// FlyingFox's log lines into swift-log, lower: it logs every connection at info, a client
 /// hanging up as an error, and the end of `run()` as critical, which `OperationsServer` reports
-/// itself (start() throws it, or it is logged unless stop() asked for it).
+/// itself (serve() throws it, or it is logged unless serve() ended it).
 private struct FlyingFoxLogger: FlyingSocks.Logging {
     let logger: Logger
 

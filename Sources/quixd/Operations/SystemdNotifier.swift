@@ -12,8 +12,9 @@ import Synchronization
 ///   timestamp); send `ready()` again when the reload is done.
 /// - `stopping()`: `STOPPING=1`, when a SIGTERM starts the shutdown.
 /// - `status(_:)`: `STATUS=…`, a line `systemctl status` shows.
-/// - `startWatchdog()`: `WATCHDOG=1` every half of `WATCHDOG_USEC`, from a background task,
-///   when the unit has `WatchdogSec=` (and `WATCHDOG_PID`, if set, is this process).
+/// - `startWatchdog(isHealthy:)`: `WATCHDOG=1` every half of `WATCHDOG_USEC`, from a background
+///   task, when the unit has `WatchdogSec=` (and `WATCHDOG_PID`, if set, is this process), while
+///   `isHealthy` says quixd makes progress (`ProgressWatch`); systemd restarts it otherwise.
 ///
 /// Without `NOTIFY_SOCKET` (not started by systemd, or `Type=simple`) every call does nothing.
 /// Sending never throws: a lost notification is logged, and quixd keeps running.
@@ -79,19 +80,32 @@ final class SystemdNotifier: Sendable {
     /// Pings `WATCHDOG=1` now and then every `watchdogInterval` from a detached task, while
     /// `isHealthy` says so, until `stopWatchdog()`. Does nothing without a watchdog timeout or
     /// when already started. Starting it early is harmless: systemd arms the watchdog once the
-    /// start completes (`READY=1`) and ignores pings before. Leave `isHealthy` at its default
-    /// (the process answers) rather than readiness: a broker outage must not get quixd killed.
+    /// start completes (`READY=1`) and ignores pings before. Without `isHealthy` every interval
+    /// pings (the process runs); quixd passes whether its pipelines make progress, so that a
+    /// stalled pipeline gets the process restarted. A missed ping is logged once, and so is the
+    /// first ping after.
+    ///
+    /// The task runs at the default priority, not `.high`: on Linux, libdispatch gives a
+    /// user-initiated worker thread nice -2, which an unprivileged service may not set, and
+    /// then logs "Failed to set thread priority for worker thread … errno=13" for every new
+    /// such thread (one every ping, as idle workers exit between them).
     func startWatchdog(isHealthy: @escaping @Sendable () async -> Bool = { true }) {
         guard let path = socketPath, let interval = watchdogInterval else { return }
         let logger = logger
         watchdog.withLock { task in
             guard task == nil else { return }
-            task = Task.detached(priority: .high) {
+            task = Task.detached {
+                var withheld = false
                 while !Task.isCancelled {
                     if await isHealthy() {
+                        if withheld { logger?.notice("systemd watchdog: progress again, pings resume") }
+                        withheld = false
                         if let failure = Self.send("WATCHDOG=1", to: path) {
                             logger?.warning("systemd watchdog ping failed", metadata: ["socket": "\(path)", "error": "\(failure)"])
                         }
+                    } else if !withheld {
+                        withheld = true
+                        logger?.error("systemd watchdog: no progress, pings withheld; systemd restarts quixd when WatchdogSec passes without one")
                     }
                     try? await Task.sleep(for: interval)
                 }
@@ -159,5 +173,76 @@ final class SystemdNotifier: Sendable {
             if sent >= 0 { return sent == bytes.count ? nil : "sendto: sent \(sent) of \(bytes.count) bytes" }
             if errno != EINTR { return "sendto: \(String(cString: strerror(errno)))" }
         }
+    }
+}
+
+/// The systemd watchdog's question, whether quixd makes progress, answered from what its
+/// pipelines report: `/readyz` (a pipeline with input waiting that stopped reading is
+/// "stalled") and `/metrics` (checkpoints done, messages read). A pipeline makes progress while
+/// its checkpoints succeed; one that read nothing since its last checkpoint is idle, which is
+/// fine however long it lasts. It is stalled when `stallAfter` passed since its last checkpoint
+/// while it read input (its checkpoints fail: a full disk, an output that takes nothing), or
+/// when readiness says so. Pipelines that are starting, joining their group or restoring state
+/// read nothing, so they count as idle: a broker outage alone does not get quixd restarted.
+final class ProgressWatch: Sendable {
+    /// How long a pipeline may read without a checkpoint (in quixd run: twice `WatchdogSec`, or
+    /// ten checkpoint intervals of the slowest pipeline, whichever is longer).
+    let stallAfter: Duration
+    private let logger: Logger?
+    private let seen = Mutex<[String: Seen]>([:])
+
+    private struct Seen {
+        var checkpoints: Double
+        /// When the checkpoint count last moved (or the pipeline was first seen), and how many
+        /// messages it had read then.
+        var since: ContinuousClock.Instant
+        var consumedThen: Double
+        var stalled = false
+    }
+
+    init(stallAfter: Duration, logger: Logger? = nil) {
+        self.stallAfter = stallAfter
+        self.logger = logger
+    }
+
+    /// Whether every pipeline makes progress or is idle: `metrics` is the Prometheus text of
+    /// `PipelineMetrics`, `readiness` what `/readyz` reports.
+    func isHealthy(metrics: String, readiness: [PipelineReadiness], now: ContinuousClock.Instant = .now) -> Bool {
+        let checkpoints = Self.sums(of: "quixd_checkpoint_seconds_count", in: metrics)
+        let consumed = Self.sums(of: "quixd_messages_in_total", in: metrics)
+        var healthy = true
+        seen.withLock { seen in
+            for (pipeline, count) in checkpoints {
+                let read = consumed[pipeline] ?? 0
+                var entry = seen[pipeline] ?? Seen(checkpoints: count, since: now, consumedThen: read)
+                if count != entry.checkpoints { entry = Seen(checkpoints: count, since: now, consumedThen: read) }
+                let stalled = now - entry.since > stallAfter && read > entry.consumedThen
+                if stalled && !entry.stalled {
+                    logger?.error(
+                        "pipeline makes no progress: no checkpoint while it reads input",
+                        metadata: ["pipeline": "\(pipeline)", "since": "\(now - entry.since)", "read": "\(Int(read - entry.consumedThen))"])
+                }
+                entry.stalled = stalled
+                seen[pipeline] = entry
+                if stalled { healthy = false }
+            }
+        }
+        for entry in readiness where entry.reason.hasPrefix("stalled") {
+            logger?.error("pipeline makes no progress", metadata: ["pipeline": "\(entry.pipeline)", "readiness": "\(entry.reason)"])
+            healthy = false
+        }
+        return healthy
+    }
+
+    /// The samples of `metric` in Prometheus text, summed per `pipeline` label.
+    static func sums(of metric: String, in text: String) -> [String: Double] {
+        var sums: [String: Double] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix(metric + "{") {
+            guard let start = line.range(of: "pipeline=\""), let end = line[start.upperBound...].firstIndex(of: "\""),
+                let value = line.split(separator: " ").last.flatMap({ Double($0) })
+            else { continue }
+            sums[String(line[start.upperBound..<end]), default: 0] += value
+        }
+        return sums
     }
 }
