@@ -74,8 +74,8 @@ struct FrameCodecTests {
     func doubleText() {
         var random = SystemRandomNumberGenerator()
         var values: [Double] = [
-            0.1, 0.0001, 0.00001, 1e15, 1e16, 123456789012345.6, 1e-5, 5e-324, .greatestFiniteMagnitude, .leastNormalMagnitude,
-            12.345000000000001, 0.30000000000000004, 1.5e20, 9007199254740993, 2251799813685247.5, 100, -0.0, 0, -1e-7,
+            0.1, 0.0001, 0.00001, 1e15, 1e16, 123456789012345.6, 1e-5, .leastNonzeroMagnitude, .greatestFiniteMagnitude, .leastNormalMagnitude,
+            12.345000000000001, 0.30000000000000004, 1.5e20, 9007199254740992, 9007199254740994, 2251799813685247.5, 100, -0.0, 0, -1e-7,
         ]
         for _ in 0..<400_000 { values.append(Double(bitPattern: random.next())) }
         for _ in 0..<300_000 { values.append(Double(Int64.random(in: -20_000...20_000, using: &random)) / 1000) }
