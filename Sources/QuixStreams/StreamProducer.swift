@@ -73,7 +73,8 @@ public final class StreamProducer: Sendable {
             try Self.checkOpen(state, streamID)
             let before = state.properties
             change(&state.properties)
-            if state.properties != before { state.propertiesChanged = .now }
+            guard state.properties != before else { return }
+            state.propertiesChanged = .now
             hold(DeliveryOrigin.current, &state)
         }
         clock.watch(self)

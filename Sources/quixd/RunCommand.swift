@@ -29,6 +29,8 @@ struct Run: AsyncParsableCommand {
         name: .customLong("set"),
         help: "Override a key (repeatable): spec.… and metadata.… keys apply to every pipeline file, others to the config.")
     var overrides: [String] = []
+    @Option(help: "Worker threads for the pipelines' partitions (default: the cores quixd may use, from its CPU affinity and cgroup quota).")
+    var workers: Int?
     @Option(help: "Development broker only: a CSV of rows to feed into the pipelines' input (stream and timestamp columns).")
     var sample: String?
     @Argument(help: "Pipeline files or directories.") var pipelines: [String] = []
@@ -46,6 +48,13 @@ struct Run: AsyncParsableCommand {
         if let stateDirectory { settings.stateDirectory = stateDirectory }
         if let http { settings.httpListen = http == "off" ? nil : http }
         if !pipelines.isEmpty { settings.pipelines = pipelines }
+        if let workers {
+            guard workers >= 1 else {
+                report("--workers: expected at least 1, found \(workers)")
+                throw ExitCode(2)
+            }
+            settings.workers = workers
+        }
 
         LoggingSystem.bootstrap { [settings] label in DaemonLogHandler(label: label, format: settings.logFormat, level: settings.logLevel) }
         var logger = Logger(label: "quixd")
@@ -67,6 +76,8 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(2)
         }
         logger.info("quixd \(QuixdVersion.current) starting; effective configuration:\n\(settings.masked)")
+        let pool = WorkerPool.configureShared(workers: settings.workers ?? WorkerPool.defaultWorkerCount())
+        logger.info("partitions run on \(pool.workers.count) worker threads", metadata: ["workers": "\(pool.workers.count)"])
 
         var broker: DevelopmentBroker?
         if settings.kafka.brokers.isEmpty {

@@ -14,7 +14,7 @@ struct DaemonConfigTests {
     func precedence() throws {
         let defaults = try DaemonConfigLoader.load(file: nil, environment: [:])
         #expect(defaults.kafka.brokers.isEmpty && defaults.stateDirectory == "./state" && defaults.httpListen == "0.0.0.0:8080")
-        #expect(defaults.shutdownGrace == .seconds(30) && defaults.logFormat == .text)
+        #expect(defaults.shutdownGrace == .seconds(30) && defaults.logFormat == .text && defaults.workers == nil)
 
         let file = try write("""
             apiVersion: quixd/v1
@@ -29,6 +29,7 @@ struct DaemonConfigTests {
             pipelines: [/etc/quixd/pipelines]
             log: { level: debug, format: json }
             shutdown: { grace: 45s }
+            workers: 3
             """)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let config = try DaemonConfigLoader.load(
@@ -39,7 +40,9 @@ struct DaemonConfigTests {
         #expect(config.stateDirectory == "/data", "the variable overrides the file")
         #expect(config.logLevel == .error, "--set overrides the variable")
         #expect(config.httpListen == nil && config.logFormat == .json && config.shutdownGrace == .seconds(45))
-        #expect(config.pipelines == ["/etc/quixd/pipelines"])
+        #expect(config.pipelines == ["/etc/quixd/pipelines"] && config.workers == 3)
+        #expect(try DaemonConfigLoader.load(file: file, environment: ["KAFKA_PASSWORD": "s3cret", "QUIXD_WORKERS": "auto"]).workers == nil, "auto: the cores quixd may use")
+        #expect(try DaemonConfigLoader.load(file: file, environment: ["KAFKA_PASSWORD": "s3cret", "QUIXD_WORKERS": "8"]).workers == 8)
         let printed = config.masked
         #expect(!printed.contains("s3cret") && !printed.contains("hunter2"))
         #expect(printed.contains("saslPassword: ****") && printed.contains("ssl.key.password: ****") && printed.contains("session.timeout.ms: 10000"))
@@ -53,6 +56,7 @@ struct DaemonConfigTests {
             kafka: { brokers: a:9092, secruity: {} }
             http: { listen: everywhere }
             log: { level: loud }
+            workers: 0
             """)
         defer { try? FileManager.default.removeItem(atPath: file) }
         #expect(throws: ConfigErrors.self) { try DaemonConfigLoader.load(file: file, environment: [:]) }
@@ -63,6 +67,7 @@ struct DaemonConfigTests {
                 "\(file):3:27: kafka.secruity: unknown key; did you mean \"security\"?",
                 "\(file):4:17: http.listen: expected HOST:PORT (or off), found \"everywhere\"",
                 "\(file):5:15: log.level: expected one of trace | debug | info | notice | warning | error | critical, found \"loud\"",
+                "\(file):6:10: workers: expected a whole number in 1...1024, found \"0\"",
             ])
         }
     }

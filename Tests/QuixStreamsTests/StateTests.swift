@@ -370,6 +370,7 @@ struct StateTests {
             }
             let refused = errors.withLock { $0 }
             #expect(refused.contains { $0.contains("state checkpoint") && $0.contains("diskFull") }, "\(refused)")
+            #expect(consumer.checkpointProblems().keys.contains(partition), "the failing partition is reported (readiness)")
             let stuck = try await probe.committed([partition]).first?.offset ?? -1
             #expect(stuck < 61, "offsets past the failed checkpoint were committed: \(stuck)")
             // Space returns: the pending changes are written at the next commit.
@@ -380,6 +381,7 @@ struct StateTests {
             }
             #expect(try await probe.committed([partition]).first?.offset == 61)
             #expect(handled.withLock { $0 } == 60, "the partition resumed once its checkpoint succeeded")
+            #expect(consumer.checkpointProblems().isEmpty)
             await consumer.close()
             try await group.waitForAll()
         }

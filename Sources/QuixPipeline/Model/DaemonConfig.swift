@@ -35,6 +35,8 @@ public struct DaemonConfig: Sendable, Hashable {
     public var logFormat = LogFormat.text
     /// How long a SIGTERM waits for pipelines to checkpoint and leave their groups.
     public var shutdownGrace: Duration = .seconds(30)
+    /// Worker threads the pipelines' partitions run on; nil: the cores the process may use.
+    public var workers: Int?
 
     public init() {}
 
@@ -67,6 +69,7 @@ public struct DaemonConfig: Sendable, Hashable {
         ] + pipelines.map { "  - \($0)" } + [
             "log:", "  level: \(logLevel.rawValue)", "  format: \(logFormat.rawValue)",
             "shutdown:", "  grace: \(shutdownGrace)",
+            "workers: \(workers.map(String.init) ?? "auto")",
         ]
         return lines.joined(separator: "\n")
     }

@@ -91,6 +91,12 @@ public final class PipelineRunner: Sendable {
             if behind > 0, ContinuousClock.now - status.lastProgress > stalledAfter {
                 return (false, "stalled: \(behind) messages behind and no checkpoint for \(stalledAfter)")
             }
+            let failing = consumer.checkpointProblems()
+            if let oldest = failing.values.min(by: { $0.since < $1.since }) {
+                let partitions = failing.keys.map(\.partition).sorted().map(String.init).joined(separator: ",")
+                let seconds = (ContinuousClock.now - oldest.since).components.seconds
+                return (false, "checkpoints failing for partitions [\(partitions)] for \(seconds) s (input paused, retried): \(oldest.error)")
+            }
             let partitions = status.assigned.map(\.partition).sorted().map(String.init).joined(separator: ",")
             return (true, "running, partitions [\(partitions)], \(behind) messages behind")
         }

@@ -7,7 +7,7 @@ public enum DaemonConfigLoader {
     /// The environment variables that override keys of the file.
     public static let environmentKeys = [
         "QUIXD_BROKERS": "kafka.brokers", "QUIXD_GROUP_INSTANCE_ID": "kafka.groupInstanceId", "QUIXD_STATE_DIR": "state.directory",
-        "QUIXD_HTTP": "http.listen", "QUIXD_LOG_LEVEL": "log.level", "QUIXD_LOG_FORMAT": "log.format",
+        "QUIXD_HTTP": "http.listen", "QUIXD_LOG_LEVEL": "log.level", "QUIXD_LOG_FORMAT": "log.format", "QUIXD_WORKERS": "workers",
         "QUIXD_SASL_USERNAME": "kafka.security.saslUsername", "QUIXD_SASL_PASSWORD": "kafka.security.saslPassword",
     ]
 
@@ -24,7 +24,7 @@ public enum DaemonConfigLoader {
     }
 
     private static func read(_ root: Node, _ reader: inout NodeReader) -> DaemonConfig? {
-        guard let top = reader.mapping(root, "", allowed: ["apiVersion", "kind", "kafka", "state", "http", "pipelines", "log", "shutdown"], required: ["apiVersion", "kind"])
+        guard let top = reader.mapping(root, "", allowed: ["apiVersion", "kind", "kafka", "state", "http", "pipelines", "log", "shutdown", "workers"], required: ["apiVersion", "kind"])
         else { return nil }
         if let node = top["apiVersion"], let version = reader.string(node, "apiVersion"), version != PipelineLoader.apiVersion {
             reader.fail(node, "apiVersion", "expected \(PipelineLoader.apiVersion), found \"\(version)\"")
@@ -93,6 +93,9 @@ public enum DaemonConfigLoader {
             let grace = shutdown["grace"].flatMap({ reader.duration($0, "shutdown.grace") })
         {
             config.shutdownGrace = grace
+        }
+        if let node = top["workers"], let text = reader.string(node, "workers"), text != "auto" {
+            config.workers = reader.int(node, "workers", in: 1...1_024)
         }
         return config
     }

@@ -227,7 +227,9 @@ final class PartitionState: Sendable {
             (Self.prefix(state, before: offset, savepoint: savepoint).map(\.change), state.stores, state.storesChanged)
         }
         var databases: [String: Database] = [:]
-        for store in Set(changes.map(\.store)) { databases[store] = try database(store) }
+        // Every store the meta database will list exists, even one whose first changes come
+        // after this checkpoint's cut.
+        for store in Set(changes.map(\.store)).union(storesChanged ? stores : []) { databases[store] = try database(store) }
         try environment.write { txn in
             for change in changes {
                 switch change {
