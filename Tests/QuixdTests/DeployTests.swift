@@ -147,6 +147,18 @@ struct DeployProgressWatchTests {
         #expect(watch.isHealthy(metrics: metricsText("p", checkpoints: 4, read: 950), readiness: ready, now: start + .seconds(91)), "a checkpoint is progress")
     }
 
+    @Test("state checkpoints that keep failing (their partitions paused, nothing read) count as no progress after stallAfter")
+    func failingCheckpoints() {
+        let watch = ProgressWatch(stallAfter: .seconds(60))
+        let failing: [PipelineReadiness] = [("p", false, "checkpoints failing for partitions [3] for 0 s (input paused, retried): diskFull")]
+        // Other partitions still checkpoint: the count moves, so only the readiness shows it.
+        #expect(watch.isHealthy(metrics: metricsText("p", checkpoints: 3, read: 100), readiness: failing, now: start))
+        #expect(watch.isHealthy(metrics: metricsText("p", checkpoints: 4, read: 100), readiness: failing, now: start + .seconds(59)))
+        #expect(!watch.isHealthy(metrics: metricsText("p", checkpoints: 5, read: 100), readiness: failing, now: start + .seconds(61)))
+        #expect(watch.isHealthy(metrics: metricsText("p", checkpoints: 6, read: 100), readiness: ready, now: start + .seconds(62)), "recovered")
+        #expect(watch.isHealthy(metrics: metricsText("p", checkpoints: 7, read: 100), readiness: failing, now: start + .seconds(63)), "failing anew: a new window")
+    }
+
     @Test("a pipeline that keeps checkpointing makes progress")
     func progressing() {
         let watch = ProgressWatch(stallAfter: .seconds(10))

@@ -190,6 +190,9 @@ final class ProgressWatch: Sendable {
     let stallAfter: Duration
     private let logger: Logger?
     private let seen = Mutex<[String: Seen]>([:])
+    /// Since when each pipeline's readiness has said its state checkpoints fail (its failing
+    /// partitions are paused, so it reads nothing more and the count above cannot show it).
+    private let failingSince = Mutex<[String: ContinuousClock.Instant]>([:])
 
     private struct Seen {
         var checkpoints: Double
@@ -229,6 +232,17 @@ final class ProgressWatch: Sendable {
         }
         for entry in readiness where entry.reason.hasPrefix("stalled") {
             logger?.error("pipeline makes no progress", metadata: ["pipeline": "\(entry.pipeline)", "readiness": "\(entry.reason)"])
+            healthy = false
+        }
+        let failing = failingSince.withLock { failingSince in
+            let now = now
+            failingSince = Dictionary(uniqueKeysWithValues: readiness.filter { $0.reason.hasPrefix("checkpoints failing") }.map { entry in
+                (entry.pipeline, failingSince[entry.pipeline] ?? now)
+            })
+            return failingSince.filter { now - $0.value > stallAfter }.keys.sorted()
+        }
+        for pipeline in failing {
+            logger?.error("pipeline makes no progress: its state checkpoints keep failing", metadata: ["pipeline": "\(pipeline)"])
             healthy = false
         }
         return healthy
