@@ -238,7 +238,8 @@ final class ConsumerRun: Sendable {
         guard owner.options != .manual else { return }
         while !state.withLock({ $0.stopping }) {
             do { try await Task.sleep(for: TopicConsumer.tick) } catch { return }  // cancelled
-            let (last, retryAfter) = state.withLock { ($0.lastCheckpoint, $0.retryAfter) }
+            let (last, retryAfter, stopping) = state.withLock { ($0.lastCheckpoint, $0.retryAfter, $0.stopping) }
+            if stopping { return }
             let now = ContinuousClock.now
             guard now >= retryAfter else { continue }
             let byTime = owner.options.interval.map { now - last >= $0 } ?? false

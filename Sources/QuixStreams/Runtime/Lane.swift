@@ -19,6 +19,8 @@ final class Lane: Sendable {
         var urgent: Deque<@Sendable () async -> Void> = []
         var waiter: CheckedContinuation<Item?, Never>?
         var finished = false
+        /// `run` has ended: nothing queued now would ever run.
+        var exited = false
     }
 
     private let state = Mutex(State())
@@ -30,21 +32,28 @@ final class Lane: Sendable {
     }
 
     /// Queues messages of one partition (in offset order) for its task.
+    /// After the lane has ended, the messages are dropped (they are read again from the
+    /// committed offset).
     func push(_ messages: ArraySlice<KafkaMessage>, for task: PartitionTask) {
-        deliver(.batch(task, messages)) { $0.batches.append((task, messages)) }
+        if !deliver(.batch(task, messages), enqueue: { $0.batches.append((task, messages)) }) { flow.release(messages.count) }
     }
 
-    /// Runs `action` on the lane before the next batch and waits until it has run.
+    /// Runs `action` on the lane before the next batch and waits until it has run. After the
+    /// lane has ended (no batch runs any more), `action` runs at once in the caller's task: a
+    /// checkpoint that began as the consumer stopped must not wait for ever.
     func urgent<T: Sendable>(_ action: @escaping @Sendable () async -> T) async -> T {
-        await withCheckedContinuation { continuation in
+        let result: T? = await withCheckedContinuation { continuation in
             let item: @Sendable () async -> Void = { continuation.resume(returning: await action()) }
-            deliver(.urgent(item)) { $0.urgent.append(item) }
+            if !deliver(.urgent(item), enqueue: { $0.urgent.append(item) }) { continuation.resume(returning: nil) }
         }
+        if let result { return result }
+        return await action()
     }
 
-    /// Runs `action` on the lane before the next batch, without waiting for it.
+    /// Runs `action` on the lane before the next batch, without waiting for it; nothing after
+    /// the lane has ended.
     func post(_ action: @escaping @Sendable () async -> Void) {
-        deliver(.urgent(action)) { $0.urgent.append(action) }
+        _ = deliver(.urgent(action)) { $0.urgent.append(action) }
     }
 
     /// Drops the queued batches of `task` (its partition is going away); returns how many
@@ -74,6 +83,7 @@ final class Lane: Sendable {
     func finish() {
         let waiter = state.withLock { state -> CheckedContinuation<Item?, Never>? in
             state.finished = true
+            if state.waiter != nil { state.exited = true }
             defer { state.waiter = nil }
             return state.waiter
         }
@@ -102,16 +112,19 @@ final class Lane: Sendable {
         }
     }
 
-    private func deliver(_ item: Item, enqueue: (inout State) -> Void) {
-        let waiter = state.withLock { state -> CheckedContinuation<Item?, Never>? in
+    /// Hands `item` to the waiting `run`, or queues it; false once `run` has ended.
+    private func deliver(_ item: Item, enqueue: (inout State) -> Void) -> Bool {
+        let (accepted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Item?, Never>?) in
+            if state.exited { return (false, nil) }
             if let waiter = state.waiter {
                 state.waiter = nil
-                return waiter
+                return (true, waiter)
             }
             enqueue(&state)
-            return nil
+            return (true, nil)
         }
         waiter?.resume(returning: item)
+        return accepted
     }
 
     private func next() async -> Item? {
@@ -119,7 +132,10 @@ final class Lane: Sendable {
         return await withCheckedContinuation { continuation in
             let ready: Item?? = state.withLock { state in
                 if let item = Self.take(&state) { return .some(item) }
-                if state.finished { return .some(nil) }
+                if state.finished {
+                    state.exited = true
+                    return .some(nil)
+                }
                 state.waiter = continuation
                 return .none
             }
