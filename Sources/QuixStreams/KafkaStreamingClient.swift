@@ -20,6 +20,17 @@ public final class KafkaStreamingClient: Sendable {
         self.logger = logger
     }
 
+    private init(settings: KafkaClientSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// The same connection settings, logging to `logger` (its consumers, producers and state log
+    /// there, with that logger's metadata, such as a pipeline's name).
+    public func logging(to logger: Logger) -> KafkaStreamingClient {
+        KafkaStreamingClient(settings: settings, logger: logger)
+    }
+
     /// A producer of streams on `topic`. `codec` chooses how timeseries data is written (the
     /// reference's global codec setting, here per topic producer).
     public func topicProducer(_ topic: String, codec: TimeseriesCodec = .json) throws -> TopicProducer {
@@ -80,6 +91,12 @@ public final class TopicProducer: Sendable {
     public func getOrCreateStream(_ id: String) throws(StreamError) -> StreamProducer {
         if let stream = streams.withLock({ $0[id] }), !stream.isClosed { return stream }
         return try createStream(id)
+    }
+
+    /// Calls `handler` with the size of each Kafka message queued for this topic (a split
+    /// package's parts one by one), for metrics of what is written.
+    public func onSent(_ handler: @escaping @Sendable (_ bytes: Int) -> Void) {
+        sender.producer.onSent(handler)
     }
 
     /// Sends everything pending on every stream and waits for the broker's acknowledgements.

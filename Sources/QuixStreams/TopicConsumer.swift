@@ -157,6 +157,13 @@ public final class TopicConsumer: Sendable {
         return result
     }
 
+    /// Per assigned partition, how far processing is behind in data time: milliseconds between the
+    /// Kafka timestamps of the newest message read and of the last one processed (0 once every
+    /// message read is processed).
+    public func timeLag() -> [TopicPartition: Int64] {
+        current.withLock { $0?.timeLags() ?? [:] }
+    }
+
     /// Partitions whose state checkpoints fail now (their input is paused and retried), with the
     /// error and since when.
     public func checkpointProblems() -> [TopicPartition: (error: any Error, since: ContinuousClock.Instant)] {

@@ -109,6 +109,7 @@ struct PipelineMetricsTests {
         let metrics = PipelineMetrics()
         metrics.setConsumerLag(pipeline: "gforce", topic: "telemetry", partition: 2, lag: 1_200)
         metrics.setConsumerLag(pipeline: "gforce", topic: "telemetry", partition: 2, lag: 17)
+        metrics.setConsumerTimeLag(pipeline: "gforce", topic: "telemetry", partition: 2, milliseconds: 2_500)
         metrics.setStateBytes(pipeline: "gforce", topic: "telemetry", partition: 2, bytes: 4_096)
         metrics.setStateBytes(pipeline: "gforce", topic: "telemetry", partition: 2, bytes: 8_192)
         metrics.setReady(pipeline: "gforce", true)
@@ -119,6 +120,8 @@ struct PipelineMetricsTests {
         for line in [
             "# TYPE quixd_consumer_lag gauge",
             #"quixd_consumer_lag{pipeline="gforce",topic="telemetry",partition="2"} 17.0"#,
+            "# TYPE quixd_consumer_lag_milliseconds gauge",
+            #"quixd_consumer_lag_milliseconds{pipeline="gforce",topic="telemetry",partition="2"} 2500.0"#,
             "# TYPE quixd_state_bytes gauge",
             #"quixd_state_bytes{pipeline="gforce",topic="telemetry",partition="2"} 8192.0"#,
             "# TYPE quixd_pipeline_ready gauge",
@@ -153,12 +156,14 @@ struct PipelineMetricsTests {
         let metrics = PipelineMetrics()
         metrics.recordConsumed(pipeline: "p", topic: "t", partition: 0, messages: 4, bytes: 40)
         metrics.setConsumerLag(pipeline: "p", topic: "t", partition: 0, lag: 9)
+        metrics.setConsumerTimeLag(pipeline: "p", topic: "t", partition: 0, milliseconds: 90)
         metrics.setConsumerLag(pipeline: "p", topic: "t", partition: 1, lag: 3)
         metrics.setStateBytes(pipeline: "p", topic: "t", partition: 0, bytes: 100)
         metrics.forgetPartition(pipeline: "p", topic: "t", partition: 0)
 
         var text = lines(metrics)
         #expect(!text.contains { $0.hasPrefix(#"quixd_consumer_lag{pipeline="p",topic="t",partition="0"}"#) })
+        #expect(!text.contains { $0.hasPrefix(#"quixd_consumer_lag_milliseconds{pipeline="p",topic="t",partition="0"}"#) })
         #expect(!text.contains { $0.hasPrefix(#"quixd_state_bytes{pipeline="p",topic="t",partition="0"}"#) })
         #expect(text.contains(#"quixd_consumer_lag{pipeline="p",topic="t",partition="1"} 3.0"#))
         #expect(text.contains(#"quixd_messages_in_total{pipeline="p",topic="t",partition="0"} 4"#))

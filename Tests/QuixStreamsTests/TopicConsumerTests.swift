@@ -232,3 +232,45 @@ struct TopicConsumerTests {
         }
     }
 }
+
+extension TopicConsumerTests {
+    @Test("timeLag() is the data time between the newest message read and the last one processed, and 0 once all are processed")
+    func timeLag() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("late", partitions: 1)
+        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        for (row, milliseconds) in [1_000, 5_000, 9_000].enumerated() {
+            var frame = TimeseriesFrame(timestamps: [Int64(row)])
+            frame["v"] = [Double(row)]
+            try await producer.send(
+                OutgoingMessage(topic: "late", key: Array("s".utf8), value: QuixCodec.encode(frame), timestampMilliseconds: Int64(milliseconds)))
+        }
+        try await producer.flush()
+        await producer.close()
+
+        let consumer = try TopicConsumer(client: KafkaStreamingClient(brokers: cluster.bootstrapServers), topic: "late", group: nil, startFrom: .earliest)
+        let gate = Mutex(false)
+        let handled = Mutex(0)
+        consumer.onStreamReceived { stream in
+            stream.onFrameReceived { _, _ in
+                // The second package waits: the first is processed, the third read.
+                if handled.withLock({ $0 }) == 1 { while !gate.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(5)) } }
+                handled.withLock { $0 += 1 }
+            }
+        }
+        let seen = Mutex<[Int64]>([])
+        let caughtUp = Mutex(false)
+        try await consume(consumer) {
+            if caughtUp.withLock({ $0 }) { return true }  // the consumer has stopped: no lag to read
+            if let lag = consumer.timeLag()[TopicPartition("late", 0)] {
+                seen.withLock { if $0.last != lag { $0.append(lag) } }
+                if lag == 8_000 { gate.withLock { $0 = true } }
+            }
+            let done = handled.withLock { $0 } == 3 && consumer.timeLag()[TopicPartition("late", 0)] == 0
+            caughtUp.withLock { $0 = done }
+            return done
+        }
+        #expect(seen.withLock { $0 }.contains(8_000), "9 s read, 1 s processed: \(seen.withLock { $0 })")
+        #expect(seen.withLock { $0 }.last == 0)
+    }
+}

@@ -74,7 +74,7 @@ struct ChangelogTopicDaemonTests {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let daemon = try DaemonProcess(["--state-dir", state, "--http", "off", tripStats])
         try await daemon.waitForLog("partitions assigned")
-        #expect(daemon.log.contains(#"how="asked the development broker" partitions=4 topic=trip-stats-telemetry-changelog"#), "\(daemon.log)")
+        #expect(daemon.log.contains(#"how="asked the development broker" partitions=4 pipeline=trip-stats topic=trip-stats-telemetry-changelog"#), "state and Kafka lines carry the pipeline: \(daemon.log)")
         let bootstrap = try #require(daemon.log.firstMatch(of: /mock cluster\) at (127\.0\.0\.1:\d+)/)?.1)
         #expect(try await partitionCount(String(bootstrap), "trip-stats-telemetry-changelog") == 4)
         #expect(try await daemon.terminate() == 0, "\(daemon.log)")
@@ -94,7 +94,7 @@ struct ChangelogTopicDaemonTests {
         let daemon = try DaemonProcess(["--state-dir", first] + arguments)
         try await daemon.waitForLog("partitions assigned")
         #expect(daemon.log.contains(#"partitions="[0, 1, 2, 3, 4, 5, 6, 7]""#), "\(daemon.log)")
-        #expect(daemon.log.contains(#"how="asked the development broker" partitions=8 topic=trip-stats-telemetry-changelog"#), "\(daemon.log)")
+        #expect(daemon.log.contains(#"how="asked the development broker" partitions=8 pipeline=trip-stats topic=trip-stats-telemetry-changelog"#), "\(daemon.log)")
         #expect(try await partitionCount(brokers, "trip-stats-telemetry-changelog") == 8)
         try await Task.sleep(for: .seconds(3))  // a checkpoint or two (every 1 s) after the last row
         #expect(try await daemon.terminate() == 0, "\(daemon.log)")

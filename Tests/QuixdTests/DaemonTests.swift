@@ -102,7 +102,8 @@ struct DaemonTests {
         })
         #expect(sources.count == 3, "each names its own source offset: \(headers)")
 
-        let output = try frames(try await messages(cluster, "telemetry-enriched", partitions: 2))
+        let written = try await messages(cluster, "telemetry-enriched", partitions: 2)
+        let output = try frames(written)
         for (vehicle, totals) in expectedTotals {
             let frame = try #require(output.rows[vehicle], "no output for \(vehicle)")
             #expect(frame.rowCount == 20)
@@ -116,6 +117,11 @@ struct DaemonTests {
         let (metricsStatus, metrics) = try await httpGet(port, "/metrics")
         #expect(metricsStatus == 200 && metrics.contains("quixd_dead_lettered_total{pipeline=\"gforce\"} 3"), "\(metrics)")
         #expect(metrics.contains("quixd_messages_in_total{pipeline=\"gforce\""))
+        let writtenBytes = written.reduce(0) { $0 + ($1.value?.count ?? 0) }
+        #expect(
+            metrics.contains(#"quixd_bytes_out_total{pipeline="gforce",topic="telemetry-enriched"} \#(writtenBytes)"#)
+                && metrics.contains(#"quixd_messages_out_total{pipeline="gforce",topic="telemetry-enriched"} \#(written.count)"#),
+            "every Quix message written is counted, with its bytes: \(written.count) messages, \(writtenBytes) bytes; \(metrics)")
         #expect(metrics.contains("quixd_state_bytes{"), "the state's size per partition, set at checkpoints: \(metrics)")
 
         #expect(try await daemon.terminate() == 0, "\(daemon.log)")
@@ -282,10 +288,13 @@ struct DaemonTests {
         #expect(status == 503 && body.contains("stop not ready: failed") && body.contains("skip ready"), "\(body)")
         #expect(try await committed(cluster, group: "stop", topic: "rows", partitions: 1) == [1], "committed up to the bad message (offset 1)")
         let stopped = try await messages(cluster, "out-stop", partitions: 1, quiet: .seconds(1)).map { String(decoding: $0.value ?? [], as: UTF8.self) }
-        #expect(stopped == [#"{"timestamp":1,"x":1,"y":2}"#])
+        #expect(stopped == [#"{"timestamp":1,"x":1.0,"y":2.0}"#])
         let skipped = try await messages(cluster, "out-skip", partitions: 1, quiet: .seconds(1)).map { String(decoding: $0.value ?? [], as: UTF8.self) }
-        #expect(skipped == [#"{"timestamp":1,"x":1,"y":2}"#, #"{"timestamp":3,"x":3,"y":6}"#])
+        #expect(skipped == [#"{"timestamp":1,"x":1.0,"y":2.0}"#, #"{"timestamp":3,"x":3.0,"y":6.0}"#])
         let (_, metrics) = try await httpGet(port, "/metrics")
+        let skippedBytes = skipped.reduce(0) { $0 + $1.utf8.count }
+        #expect(metrics.contains(#"quixd_bytes_out_total{pipeline="skip",topic="out-skip"} \#(skippedBytes)"#), "\(metrics)")
+        #expect(metrics.contains(#"quixd_messages_out_total{pipeline="skip",topic="out-skip"} 2"#), "\(metrics)")
         #expect(metrics.contains(#"quixd_skipped_total{pipeline="skip"} 1"#), "\(metrics)")
         #expect(metrics.contains(#"quixd_errors_total{pipeline="stop",stage="input"} 1"#), "\(metrics)")
         #expect(try await daemon.terminate() == 0, "the skipping pipeline still ran: SIGTERM stops it cleanly")

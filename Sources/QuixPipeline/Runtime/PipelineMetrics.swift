@@ -33,6 +33,7 @@ public final class PipelineMetrics: Sendable {
     private let consumed = SeriesCache<PartitionKey, Traffic>()
     private let produced = SeriesCache<TopicKey, Traffic>()
     private let lag = SeriesCache<PartitionKey, Gauge>()
+    private let timeLag = SeriesCache<PartitionKey, Gauge>()
     private let stateSize = SeriesCache<PartitionKey, Gauge>()
     private let pipelines = SeriesCache<String, PipelineSeries>()
     private let errors = SeriesCache<StageKey, Counter>()
@@ -96,6 +97,15 @@ public final class PipelineMetrics: Sendable {
         }.set(to: Double(messages))
     }
 
+    /// Sets how far processing of `topic`/`partition` is behind its input in data time: the
+    /// Kafka timestamp of the newest message read minus that of the last one processed
+    /// (`quixd_consumer_lag_milliseconds`).
+    public func setConsumerTimeLag(pipeline: String, topic: String, partition: Int32, milliseconds: Int64) {
+        timeLag.get(PartitionKey(pipeline: pipeline, topic: topic, partition: partition)) {
+            registry.makeGauge(descriptor: Self.consumerTimeLag.descriptor, labels: Self.partitionLabels(pipeline, topic, partition))
+        }.set(to: Double(milliseconds))
+    }
+
     /// Records how long one checkpoint took (`quixd_checkpoint_seconds`).
     public func recordCheckpoint(pipeline: String, duration: Duration) {
         series(pipeline).checkpoint.record(duration)
@@ -141,6 +151,7 @@ public final class PipelineMetrics: Sendable {
     public func forgetPartition(pipeline: String, topic: String, partition: Int32) {
         let key = PartitionKey(pipeline: pipeline, topic: topic, partition: partition)
         if let gauge = lag.remove(key) { registry.unregisterGauge(gauge) }
+        if let gauge = timeLag.remove(key) { registry.unregisterGauge(gauge) }
         if let gauge = stateSize.remove(key) { registry.unregisterGauge(gauge) }
     }
 
@@ -190,6 +201,8 @@ public final class PipelineMetrics: Sendable {
         "quixd_processing_seconds", "Per-message processing latency, from consumer to output.")
     private static let consumerLag = Family(
         "quixd_consumer_lag", "Messages between the next offset to read and the high watermark.")
+    private static let consumerTimeLag = Family(
+        "quixd_consumer_lag_milliseconds", "Data time (Kafka timestamps) between the newest message read and the last processed.")
     private static let checkpointSeconds = Family("quixd_checkpoint_seconds", "Time taken by one checkpoint.")
     private static let stateBytes = Family("quixd_state_bytes", "Bytes of state kept for the partition.")
     private static let rebalancesTotal = Family("quixd_rebalances_total", "Rebalances of the pipeline's consumer group.")

@@ -17,6 +17,8 @@ protocol PipelineOutput: Sendable {
     /// Sends everything held and waits for the broker's acknowledgements.
     func flush() async throws
     func close() async
+    /// Calls `handler` with the size of each Kafka message queued for the output topic.
+    func onSent(_ handler: @escaping @Sendable (_ bytes: Int) -> Void)
 }
 
 /// The Quix 0.5 format: one output stream per input stream, with its properties and the
@@ -86,6 +88,8 @@ final class QuixOutput: PipelineOutput {
     func flush() async throws { try await producer.flush() }
 
     func close() async { try? await producer.close() }
+
+    func onSent(_ handler: @escaping @Sendable (_ bytes: Int) -> Void) { producer.onSent(handler) }
 }
 
 /// The `json` and `raw` formats: one Kafka message per row (and per event), keyed by stream id;
@@ -133,4 +137,6 @@ final class RecordOutput: PipelineOutput {
         try? await flush()
         await producer.close()
     }
+
+    func onSent(_ handler: @escaping @Sendable (_ bytes: Int) -> Void) { producer.onSent(handler) }
 }

@@ -50,6 +50,8 @@ public final class PipelineRunner: Sendable {
         var logger = logger
         logger[metadataKey: "pipeline"] = "\(pipeline.name)"
         self.logger = logger
+        // Kafka and state log lines carry the pipeline's name too.
+        let client = client.logging(to: logger)
         chain = try StageChain(pipeline, file: file, registry: registry)
         guard pipeline.delivery == .atLeastOnce else {
             throw StageError("pipeline \(pipeline.name): delivery exactly-once is not supported yet; use at-least-once")
@@ -72,6 +74,12 @@ public final class PipelineRunner: Sendable {
             : try RecordOutput(client: client, output: pipeline.output)
         failures = try FailurePolicy(pipeline: pipeline, client: client, metrics: metrics, logger: logger)
         metrics?.register(pipeline: pipeline.name)
+        if let metrics {
+            // Every Kafka message of the output, whatever its format (a split package's parts each).
+            output.onSent { [name = pipeline.name, topic = pipeline.output.topic] bytes in
+                metrics.recordProduced(pipeline: name, topic: topic, messages: 1, bytes: bytes)
+            }
+        }
         attachHandlers()
     }
 
@@ -158,6 +166,9 @@ public final class PipelineRunner: Sendable {
             for (partition, lag) in consumer.lag() {
                 metrics?.setConsumerLag(pipeline: pipeline.name, topic: partition.topic, partition: partition.partition, lag: lag)
             }
+            for (partition, lag) in consumer.timeLag() {
+                metrics?.setConsumerTimeLag(pipeline: pipeline.name, topic: partition.topic, partition: partition.partition, milliseconds: lag)
+            }
             recordStateSizes()
         }
         consumer.onAssigned { [weak self] _, partitions in self?.assigned(partitions) }
@@ -200,7 +211,6 @@ public final class PipelineRunner: Sendable {
         let output = output
         let metrics = metrics
         let name = pipeline.name
-        let outputTopic = pipeline.output.topic
         let id = stream.streamID
         var state: (@Sendable (String) throws -> StreamState)?
         if chain.isStateful { state = { store in try stream.state(store) } }
@@ -226,7 +236,6 @@ public final class PipelineRunner: Sendable {
                 throw StageFailure(stage: "output", error: error)
             }
             metrics?.recordProcessing(pipeline: name, latency: .now - start)
-            metrics?.recordProduced(pipeline: name, topic: outputTopic, messages: (result.rowCount > 0 ? 1 : 0) + events.count, bytes: 0)
         }
         stream.onEventReceived { _, event in
             let passed = try chain.process(event, contexts)

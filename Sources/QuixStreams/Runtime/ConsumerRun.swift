@@ -16,6 +16,8 @@ final class ConsumerRun: Sendable {
 
     private struct State {
         var tasks: [TopicPartition: PartitionTask] = [:]
+        /// Per partition, the Kafka timestamp of the newest message handed to its task.
+        var newest: [TopicPartition: Int64] = [:]
         /// Where partitions assigned back during their revocation resume (processed below it).
         var floors: [TopicPartition: Int64] = [:]
         /// What stops the run: a package the failure handler stopped at, a lost delivery.
@@ -41,6 +43,17 @@ final class ConsumerRun: Sendable {
     /// Per task, the offset after its last processed package.
     func processedOffsets() -> [TopicPartition: Int64] {
         state.withLock { $0.tasks.compactMapValues(\.processed) }
+    }
+
+    /// Per task, the newest message's Kafka timestamp handed to it minus that of its last
+    /// processed package (0 when it has processed everything handed to it).
+    func timeLags() -> [TopicPartition: Int64] {
+        state.withLock { state in
+            state.tasks.compactMapValues { task in
+                guard let newest = state.newest[task.partition], let processed = task.processedTimestamp else { return nil }
+                return max(0, newest - processed)
+            }
+        }
     }
 
     private var tasks: [PartitionTask] { state.withLock { Array($0.tasks.values) } }
@@ -144,7 +157,12 @@ final class ConsumerRun: Sendable {
             while end < batch.endIndex && batch[end].partition == partition { end += 1 }
             let run = batch[start..<end]
             start = end
-            guard let task = state.withLock({ $0.tasks[run.first!.topicPartition] }) else { continue }  // no longer ours
+            let task = state.withLock { state -> PartitionTask? in
+                let partition = run.first!.topicPartition
+                if let time = run.last!.timestampMilliseconds { state.newest[partition] = max(time, state.newest[partition] ?? time) }
+                return state.tasks[partition]
+            }
+            guard let task else { continue }  // no longer ours
             await flow.acquire(run.count)
             task.lane.push(run, for: task)
         }
@@ -194,7 +212,10 @@ final class ConsumerRun: Sendable {
         // may assign some of the partitions back before this runs: their state was opened again
         // (it is the same) and must stay open.
         let reassigned = owner.stores?.takeReopened(partitions) ?? []
-        let leaving = state.withLock { state in partitions.compactMap { state.tasks.removeValue(forKey: $0) } }
+        let leaving = state.withLock { state in
+            for partition in partitions { state.newest[partition] = nil }
+            return partitions.compactMap { state.tasks.removeValue(forKey: $0) }
+        }
         var closed: [StreamConsumer] = []
         for task in leaving { task.lane.drop(task) }
         for (_, laneTasks) in Dictionary(grouping: leaving, by: { ObjectIdentifier($0.lane) }) {

@@ -26,6 +26,8 @@ final class PartitionTask: Sendable {
         var floor: Int64?
         /// Packages processed since the last checkpoint.
         var uncommitted = 0
+        /// The Kafka timestamp of the last package processed.
+        var processedTimestamp: Int64?
     }
 
     init(partition: TopicPartition, lane: Lane, state: PartitionState?, floor: Int64?, consumer: TopicConsumer) {
@@ -39,6 +41,9 @@ final class PartitionTask: Sendable {
 
     /// The offset after the last package processed (nil before the first).
     var processed: Int64? { progress.withLock { $0.processed } }
+
+    /// The Kafka timestamp (ms) of the last package processed, if it had one.
+    var processedTimestamp: Int64? { progress.withLock { $0.processedTimestamp } }
 
     /// Packages processed since the last checkpoint (for `CommitOptions.everyPackages`).
     var uncommitted: Int { progress.withLock { $0.uncommitted } }
@@ -77,6 +82,7 @@ final class PartitionTask: Sendable {
                 progress.withLock { progress in
                     progress.processed = package.lastOffset + 1
                     progress.uncommitted += 1
+                    if let time = package.timestampMilliseconds { progress.processedTimestamp = time }
                 }
             }
         }

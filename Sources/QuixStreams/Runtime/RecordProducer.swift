@@ -10,6 +10,7 @@ import Synchronization
 public final class RecordProducer: Sendable {
     let producer: KafkaProducer
     private let untracked = Failures()
+    private let sentHandler = Mutex<(@Sendable (_ bytes: Int) -> Void)?>(nil)
 
     /// Failures of records sent without an origin, recorded by the delivery handler.
     private final class Failures: Sendable {
@@ -28,6 +29,11 @@ public final class RecordProducer: Sendable {
         }
     }
 
+    /// Calls `handler` with the value's size of each record queued (for metrics of what is written).
+    public func onSent(_ handler: @escaping @Sendable (_ bytes: Int) -> Void) {
+        sentHandler.withLock { $0 = handler }
+    }
+
     /// Queues a record (waiting only while librdkafka's queue is full). With an origin, its
     /// partition's tracker follows it until the broker answers.
     nonisolated(nonsending)
@@ -37,17 +43,18 @@ public final class RecordProducer: Sendable {
     ) async throws {
         let message = OutgoingMessage(
             topic: topic, key: key, value: value, headers: headers, partition: partition, timestampMilliseconds: timestampMilliseconds)
-        guard let origin else {
+        if let origin {
+            let tag = origin.tracker.sent(origin: origin.offset)
+            do {
+                try await producer.send(message, tag: tag)
+            } catch {
+                origin.tracker.unsent(origin: origin.offset)
+                throw error
+            }
+        } else {
             try await producer.send(message, tag: 0)
-            return
         }
-        let tag = origin.tracker.sent(origin: origin.offset)
-        do {
-            try await producer.send(message, tag: tag)
-        } catch {
-            origin.tracker.unsent(origin: origin.offset)
-            throw error
-        }
+        sentHandler.withLock { $0 }?(value?.count ?? 0)
     }
 
     /// Waits until every queued record has its report; throws if a record sent without an origin
