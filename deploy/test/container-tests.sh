@@ -56,7 +56,13 @@ answers_ready() { [ -n "$(http_get "$1" "$READY_PATH")" ]; }
 has_partitions() { [ "$(ready_partitions "$1")" = "$2" ]; }
 output_at_least() { [ "$(metric "$1" quixd_messages_out_total)" -ge "$2" ] 2>/dev/null; }
 checkpoints_at_least() { [ "$(metric "$1" quixd_checkpoint_seconds_count)" -ge "$2" ] 2>/dev/null; }
-caught_up() { grep -q ' 0 messages behind' <<<"$(http_get "$1" "$READY_PATH")"; }
+# "0 messages behind" twice, 1.5 s apart: the lag is counted against the high watermark of the
+# last fetch response, which lags a just-produced batch until the next fetch (at most
+# fetch.wait.max.ms, 500 ms, later).
+caught_up() {
+    grep -q ' 0 messages behind' <<<"$(http_get "$1" "$READY_PATH")" && sleep 1.5 &&
+        grep -q ' 0 messages behind' <<<"$(http_get "$1" "$READY_PATH")"
+}
 
 # Sends BATCH_DIR's batches to TOPIC, one every BATCH_PAUSE, in the background; the feeder's pid
 # goes to FEEDER.
