@@ -22,7 +22,13 @@ final class Checkpointer: Sendable {
     private let order = AsyncSerialLock()
     private let state = Mutex(State())
     /// Where problems go besides the log (the topic consumer's error handler).
-    private let reporter = Mutex<(@Sendable (any Error, String) -> Void)?>(nil)
+    private let reporter = Mutex<Reporter?>(nil)
+
+    /// In a class, not as the `Mutex`'s value itself: see `RecordProducer.SentHandler`.
+    private final class Reporter: Sendable {
+        let call: @Sendable (any Error, String) -> Void
+        init(_ call: @escaping @Sendable (any Error, String) -> Void) { self.call = call }
+    }
 
     private struct State {
         var committed: [TopicPartition: Int64] = [:]
@@ -47,7 +53,7 @@ final class Checkpointer: Sendable {
 
     /// Sends every problem to `handler` too.
     func onProblem(_ handler: @escaping @Sendable (any Error, String) -> Void) {
-        reporter.withLock { $0 = handler }
+        reporter.withLock { $0 = Reporter(handler) }
     }
 
     /// Partitions whose state cannot be checkpointed now, with why and since when.
@@ -225,7 +231,7 @@ final class Checkpointer: Sendable {
 
     private func report(_ error: any Error, _ context: String) {
         if let reporter = reporter.withLock({ $0 }) {
-            reporter(error, context)
+            reporter.call(error, context)
         } else {
             logger.error("checkpoint", metadata: ["error": "\(error)", "where": "\(context)"])
         }

@@ -10,7 +10,14 @@ import Synchronization
 public final class RecordProducer: Sendable {
     let producer: KafkaProducer
     private let untracked = Failures()
-    private let sentHandler = Mutex<(@Sendable (_ bytes: Int) -> Void)?>(nil)
+    private let sentHandler = Mutex<SentHandler?>(nil)
+
+    /// A closure in a class: a closure stored as a `Mutex`'s generic value is wrapped in a new
+    /// reabstraction thunk at every `withLock`, a chain that grew with every record sent.
+    private final class SentHandler: Sendable {
+        let call: @Sendable (_ bytes: Int) -> Void
+        init(_ call: @escaping @Sendable (_ bytes: Int) -> Void) { self.call = call }
+    }
 
     /// Failures of records sent without an origin, recorded by the delivery handler.
     private final class Failures: Sendable {
@@ -31,7 +38,7 @@ public final class RecordProducer: Sendable {
 
     /// Calls `handler` with the value's size of each record queued (for metrics of what is written).
     public func onSent(_ handler: @escaping @Sendable (_ bytes: Int) -> Void) {
-        sentHandler.withLock { $0 = handler }
+        sentHandler.withLock { $0 = SentHandler(handler) }
     }
 
     /// Queues a record (waiting only while librdkafka's queue is full). With an origin, its
@@ -54,7 +61,7 @@ public final class RecordProducer: Sendable {
         } else {
             try await producer.send(message, tag: 0)
         }
-        sentHandler.withLock { $0 }?(value?.count ?? 0)
+        sentHandler.withLock { $0 }?.call(value?.count ?? 0)
     }
 
     /// Waits until every queued record has its report; throws if a record sent without an origin
