@@ -161,6 +161,12 @@ public struct ConsumerSettings: Sendable, Hashable {
     public var maxBufferedMessages = 20_000
     /// How the consumer holds back while the application is `maxBufferedMessages` behind.
     public var backpressure = Backpressure.pause
+    /// With `.pause`, how long the consumer's thread first only waits (takes nothing, so
+    /// librdkafka keeps what it prefetched) for the application to take half of what it holds,
+    /// before it pauses the partitions. An application that is busy, not stuck, catches up
+    /// within it, and nothing is fetched twice; callbacks (a rebalance) wait at most this long.
+    /// Zero pauses at once. Less than `maxPollInterval`.
+    public var holdBeforePausing: Duration = .zero
     /// How long librdkafka postpones a partition's next fetch once its prefetch queue is full
     /// (`fetch.queue.backoff.ms`, default 1 s): lower it for a reader that must keep the queue
     /// full, such as a state restore. librdkafka before 2.2 has no such setting and ignores it.
@@ -190,6 +196,10 @@ public struct ConsumerSettings: Sendable, Hashable {
         try client.validate()
         guard (1...1_000_000).contains(maxBatch) else {
             throw KafkaError(code: .invalidSetting, detail: "maxBatch: expected 1...1000000, found \(maxBatch)")
+        }
+        guard holdBeforePausing >= .zero, holdBeforePausing < maxPollInterval else {
+            throw KafkaError(
+                code: .invalidSetting, detail: "holdBeforePausing: expected 0 up to maxPollInterval (\(maxPollInterval)), found \(holdBeforePausing)")
         }
         guard maxBufferedMessages >= maxBatch else {
             throw KafkaError(

@@ -1,4 +1,4 @@
-import QuixKafka
+@testable import QuixKafka
 import Testing
 
 @Suite("backpressure by holding the poll thread", .timeLimit(.minutes(2)))
@@ -37,5 +37,45 @@ struct StopPollingTests {
         settings.backpressure = .stopPolling
         let consumer = try KafkaConsumer(settings: settings)
         #expect(throws: KafkaError.self) { try consumer.subscribe([uniqueTopic()]) }
+    }
+}
+
+extension StopPollingTests {
+    /// A group member 20,000 messages behind, with a 1,000-message buffer.
+    private func behindMember(holdBeforePausing: Duration) async throws -> (KafkaConsumer, Fixture) {
+        let fixture = try Fixture()
+        for index in 0..<20_000 { try await fixture.producer.send(OutgoingMessage(topic: fixture.topic, value: bytes("\(index)"))) }
+        try await fixture.producer.flush()
+        var settings = ConsumerSettings(bootstrapServers: [fixture.cluster.bootstrapServers], group: uniqueTopic("g"))
+        settings.sessionTimeout = .seconds(6)
+        settings.maxBatch = 100
+        settings.maxBufferedMessages = 1_000
+        settings.holdBeforePausing = holdBeforePausing
+        let consumer = try KafkaConsumer(settings: settings)
+        try consumer.subscribe([fixture.topic])
+        try await eventually(.seconds(30), "the buffer fills") { consumer.bufferedMessages >= 1_000 }
+        return (consumer, fixture)
+    }
+
+    @Test("a group member whose application is busy holds (no pause, nothing fetched twice) within holdBeforePausing, and delivers everything in order")
+    func memberHoldsBeforePausing() async throws {
+        let (consumer, fixture) = try await behindMember(holdBeforePausing: .seconds(10))
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(!consumer.isPausedByBackpressure, "paused within the hold")
+        #expect(consumer.bufferedMessages < 1_000 + 100, "buffered \(consumer.bufferedMessages) of 20,000")
+        let messages = try await consume(consumer) { $0.count >= 20_000 }
+        #expect(messages.map(\.offset) == Array(0..<20_000))
+        await consumer.close()
+        withExtendedLifetime(fixture) {}  // its mock cluster
+    }
+
+    @Test("a group member whose application stays behind past holdBeforePausing pauses, so it keeps polling for callbacks, and resumes")
+    func memberPausesAfterTheHold() async throws {
+        let (consumer, fixture) = try await behindMember(holdBeforePausing: .milliseconds(200))
+        try await eventually(.seconds(5), "the pause") { consumer.isPausedByBackpressure }
+        let messages = try await consume(consumer) { $0.count >= 20_000 }
+        #expect(messages.map(\.offset) == Array(0..<20_000))
+        await consumer.close()
+        withExtendedLifetime(fixture) {}  // its mock cluster
     }
 }

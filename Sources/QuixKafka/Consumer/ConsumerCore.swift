@@ -83,11 +83,19 @@ final class ConsumerCore: Sendable {
         let wait = Int32(min(100, settings.idleInterval?.milliseconds ?? 100))
         var lastPush = buffer.pushedCount()
         var quietSince = ContinuousClock.now
+        var holdingSince: ContinuousClock.Instant?
         while !control.withLock({ $0.closeRequested }) {
-            if settings.backpressure == .stopPolling && buffer.messageCount() >= settings.maxBufferedMessages {
-                // Hold: librdkafka's queue fills and its fetching stops, with nothing dropped.
-                _ = buffer.waitUntilAtMost(settings.maxBufferedMessages / 2, timeout: .milliseconds(100))
-                continue
+            if buffer.messageCount() >= settings.maxBufferedMessages {
+                let since = holdingSince ?? .now
+                holdingSince = since
+                if settings.backpressure == .stopPolling || ContinuousClock.now - since < settings.holdBeforePausing {
+                    // Hold: librdkafka's queue fills and its fetching stops, with nothing dropped.
+                    _ = buffer.waitUntilAtMost(settings.maxBufferedMessages / 2, timeout: .milliseconds(100))
+                    continue
+                }
+                // Held too long (the application is stuck, not busy): pause, and poll for callbacks.
+            } else {
+                holdingSince = nil
             }
             let paused = settings.backpressure == .pause && applyBackpressure()
             let count = slots.withUnsafeMutableBufferPointer { slots in

@@ -101,6 +101,9 @@ public final class KafkaConsumer: Sendable {
         if let error = list.firstError { throw error }
     }
 
+    /// Whether the partitions are paused because the application fell behind (for tests).
+    var isPausedByBackpressure: Bool { core.control.withLock { $0.backpressurePaused } }
+
     /// Commits `offsets`, or every stored offset when `nil`, and waits for the broker's answer.
     public func commit(_ offsets: [TopicPartitionOffset]? = nil) async throws(KafkaError) {
         let raw = core.raw
