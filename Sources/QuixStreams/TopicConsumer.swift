@@ -109,14 +109,17 @@ public final class TopicConsumer: Sendable {
         handlers.withLock { $0.streamReceived = handler }
     }
 
-    /// Called when a handler throws or a package cannot be decoded; the consumer goes on.
+    /// Called with errors the consumer goes on after: a handler that throws or a package that
+    /// cannot be decoded (unless `onPackageFailed` is set: that handler takes those), a
+    /// checkpoint that fails.
     public func onError(_ handler: @escaping @Sendable (any Error, String) -> Void) {
         handlers.withLock { $0.error = handler }
     }
 
-    /// Called for a package that could not be decoded or whose handler threw (after `onError`);
-    /// it decides whether the consumer goes on or stops before the package. Without it, the
-    /// consumer goes on.
+    /// Called for a package that could not be decoded or whose handler threw, instead of
+    /// `onError` and the consumer's error log (it may log them with a bound, as quixd does); it
+    /// decides whether the consumer goes on or stops before the package. Without it, the
+    /// consumer logs them, passes them to `onError` and goes on.
     public func onPackageFailed(_ handler: @escaping @Sendable (PackageFailure) async -> PackageDisposition) {
         handlers.withLock { $0.packageFailed = handler }
     }
@@ -286,6 +289,13 @@ public final class TopicConsumer: Sendable {
             report(error, name)
             return false
         }
+    }
+
+    /// An error that fails a package: the package-failed handler takes it when there is one (a
+    /// poison flood must not write a log line per message).
+    func reportPackageError(_ error: any Error, _ context: String) {
+        guard handlers.withLock({ $0.packageFailed == nil }) else { return }
+        report(error, context)
     }
 
     func report(_ error: any Error, _ context: String) {

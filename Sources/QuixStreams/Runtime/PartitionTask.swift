@@ -102,7 +102,7 @@ final class PartitionTask: Sendable {
         do {
             message = try consumer.decode(package.value, package.timestampMilliseconds)
         } catch {
-            consumer.report(error, "stream \(id), partition \(package.partition), offset \(package.offset)")
+            consumer.reportPackageError(error, "stream \(id), partition \(package.partition), offset \(package.offset)")
             return failure(error, "decoding")
         }
         let (stream, isNew) = streams.stream(id) { StreamConsumer(id: id, partition: package.partition, state: state) }
@@ -115,7 +115,7 @@ final class PartitionTask: Sendable {
                 message, value: package.value, offset: package.offset, timestampMilliseconds: package.timestampMilliseconds,
                 onError: { error, context in
                     failed.withLock { if $0 == nil { $0 = failure(error, context) } }
-                    consumer.report(error, context)
+                    consumer.reportPackageError(error, context)
                 })
         }
         let failure = failed.withLock { $0 }
