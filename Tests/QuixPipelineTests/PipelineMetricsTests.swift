@@ -14,7 +14,7 @@ struct PipelineMetricsTests {
         metrics.recordConsumed(pipeline: "gforce", topic: "telemetry", partition: 0, messages: 10, bytes: 1_000)
         metrics.recordConsumed(pipeline: "gforce", topic: "telemetry", partition: 0, messages: 5, bytes: 500)
         metrics.recordConsumed(pipeline: "gforce", topic: "telemetry", partition: 3, messages: 1, bytes: 42)
-        metrics.recordProduced(pipeline: "gforce", topic: "telemetry-enriched", messages: 7, bytes: 700)
+        metrics.producedRecorder(pipeline: "gforce", topic: "telemetry-enriched")(7, 700)
         metrics.recordRebalance(pipeline: "gforce")
         metrics.recordRebalance(pipeline: "gforce")
         metrics.recordDeadLettered(pipeline: "gforce", count: 3)

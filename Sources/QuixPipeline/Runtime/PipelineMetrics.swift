@@ -63,16 +63,16 @@ public final class PipelineMetrics: Sendable {
         traffic.add(messages: messages, bytes: bytes)
     }
 
-    /// Counts `messages` messages of `bytes` bytes written to the output `topic`
-    /// (`quixd_messages_out_total`, `quixd_bytes_out_total`).
-    public func recordProduced(pipeline: String, topic: String, messages: Int, bytes: Int) {
+    /// What counts messages and bytes written to the output `topic` (`quixd_messages_out_total`,
+    /// `quixd_bytes_out_total`), its counters looked up once: the output counts every message.
+    public func producedRecorder(pipeline: String, topic: String) -> @Sendable (_ messages: Int, _ bytes: Int) -> Void {
         let traffic = produced.get(TopicKey(pipeline: pipeline, topic: topic)) {
             let labels = [("pipeline", pipeline), ("topic", topic)]
             return Traffic(
                 messages: registry.makeCounter(descriptor: Self.messagesOut.descriptor, labels: labels),
                 bytes: registry.makeCounter(descriptor: Self.bytesOut.descriptor, labels: labels))
         }
-        traffic.add(messages: messages, bytes: bytes)
+        return { messages, bytes in traffic.add(messages: messages, bytes: bytes) }
     }
 
     /// Records one message's processing latency, from leaving the consumer to reaching the

@@ -74,11 +74,9 @@ public final class PipelineRunner: Sendable {
             : try RecordOutput(client: client, output: pipeline.output)
         failures = try FailurePolicy(pipeline: pipeline, client: client, metrics: metrics, logger: logger)
         metrics?.register(pipeline: pipeline.name)
-        if let metrics {
+        if let record = metrics?.producedRecorder(pipeline: pipeline.name, topic: pipeline.output.topic) {
             // Every Kafka message of the output, whatever its format (a split package's parts each).
-            output.onSent { [name = pipeline.name, topic = pipeline.output.topic] bytes in
-                metrics.recordProduced(pipeline: name, topic: topic, messages: 1, bytes: bytes)
-            }
+            output.onSent { bytes in record(1, bytes) }
         }
         attachHandlers()
     }

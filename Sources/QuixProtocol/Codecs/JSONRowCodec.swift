@@ -38,7 +38,7 @@ public enum JSONRowCodec {
             }
             try reader.expectEnd()
         }
-        guard let timestamp = try timestamp ?? kafkaTimestampMilliseconds.map({ $0 * 1_000_000 }) else {
+        guard let timestamp = timestamp ?? kafkaTimestampMilliseconds.map({ $0 * 1_000_000 }) else {
             throw QuixProtocolError(.missingMember, "no \"timestamp\" and no Kafka timestamp")
         }
         let sortedTags = OrderedDictionary(uniqueKeysWithValues: tags.sorted { $0.key < $1.key })
