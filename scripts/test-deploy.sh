@@ -46,6 +46,7 @@ podman info >/dev/null 2>"$RUN_DIR/podman-info.err" || skip "podman does not run
 note() { echo "test-deploy: $*" >&2; }
 fail() {
     echo "test-deploy: FAIL: $*" >&2
+    echo "${CURRENT_TEST:-setup}: $*" >>"$RUN_DIR/failures"
     [ -z "${FEEDER:-}" ] || kill "$FEEDER" 2>/dev/null || true
     local name
     for name in $(podman ps -a --format '{{.Names}}' | grep "^$RUN_ID-" | grep -v systemd); do
@@ -73,6 +74,7 @@ wait_until() {
 # Runs test function NAME in a subshell (so `fail` ends that test only), with its time.
 run_test() {
     local name=$1 began=$SECONDS status
+    CURRENT_TEST=$name
     note "--- $name"
     set +e
     (
@@ -128,4 +130,9 @@ for name in "${tests[@]}"; do
 done
 
 note "${#tests[@]} test groups in $((SECONDS - started_all)) s (builds included)"
-[ ${#FAILED[@]} -eq 0 ] || fail "failed: ${FAILED[*]}"
+if [ ${#FAILED[@]} -gt 0 ]; then
+    # CI shows only the end of the output: the reasons come last, after the logs fail() dumped.
+    note "failed: ${FAILED[*]}; why:"
+    sed 's/^/    /' "$RUN_DIR/failures" >&2
+    exit 1
+fi
