@@ -9,6 +9,8 @@ import Synchronization
 public final class KafkaStreamingClient: Sendable {
     public let settings: KafkaClientSettings
     let logger: Logger
+    /// Set by `transactional(id:)`: the one producer of every output made from this client.
+    let transactionalProducer: RecordProducer?
 
     /// - Parameters:
     ///   - brokers: `host:port[,host:port...]`.
@@ -18,17 +20,40 @@ public final class KafkaStreamingClient: Sendable {
         configure(&settings)
         self.settings = settings
         self.logger = logger
+        transactionalProducer = nil
     }
 
-    private init(settings: KafkaClientSettings, logger: Logger) {
+    private init(settings: KafkaClientSettings, logger: Logger, transactionalProducer: RecordProducer?) {
         self.settings = settings
         self.logger = logger
+        self.transactionalProducer = transactionalProducer
     }
 
     /// The same connection settings, logging to `logger` (its consumers, producers and state log
     /// there, with that logger's metadata, such as a pipeline's name).
     public func logging(to logger: Logger) -> KafkaStreamingClient {
-        KafkaStreamingClient(settings: settings, logger: logger)
+        KafkaStreamingClient(settings: settings, logger: logger, transactionalProducer: transactionalProducer)
+    }
+
+    /// Exactly-once: a client whose topic producers (and the consumer made from it, with its
+    /// changelog and dead letters) all write through one transactional producer with
+    /// `transactional.id` `id`. The consumer made from it commits each checkpoint as one Kafka
+    /// transaction: the outputs, the changelog records and the consumed offsets together
+    /// (docs/exactly-once.md). Give each consumer its own client, and keep `id` stable across
+    /// restarts of the same member (the pipeline and the pod name, say): a restart fences the
+    /// instance before it and aborts the transaction it left open.
+    public func transactional(id: String, timeout: Duration = .seconds(60)) throws -> KafkaStreamingClient {
+        guard !id.isEmpty else { throw StreamError(.invalidStreamID, "the transactional id is empty") }
+        var producerSettings = ProducerSettings(client: settings)
+        producerSettings.transactionalID = id
+        producerSettings.transactionTimeout = timeout
+        return KafkaStreamingClient(
+            settings: settings, logger: logger, transactionalProducer: try RecordProducer(settings: producerSettings, logger: logger))
+    }
+
+    /// A producer of Kafka records: the transactional client's shared one, or a new one.
+    public func recordProducer() throws -> RecordProducer {
+        try transactionalProducer ?? RecordProducer(client: self)
     }
 
     /// A producer of streams on `topic`. `codec` chooses how timeseries data is written (the
@@ -96,7 +121,7 @@ public final class TopicProducer: Sendable {
     /// Calls `handler` with the size of each Kafka message queued for this topic (a split
     /// package's parts one by one), for metrics of what is written.
     public func onSent(_ handler: @escaping @Sendable (_ bytes: Int) -> Void) {
-        sender.producer.onSent(handler)
+        sender.producer.onSent(topic: topic, handler)
     }
 
     /// Sends everything pending on every stream and waits for the broker's acknowledgements.
@@ -126,7 +151,7 @@ final class Sender: Sendable {
     init(client: KafkaStreamingClient, topic: String, codec: TimeseriesCodec) throws {
         self.topic = topic
         self.codec = codec
-        producer = try RecordProducer(client: client)
+        producer = try client.recordProducer()
     }
 
     func send(_ model: QuixModel, stream: String, origin: DeliveryOrigin?) async throws {

@@ -91,14 +91,26 @@ public final class TopicConsumer: Sendable {
         // shared bench: 51,000 msg/s steady, 95,000 without the pauses).
         settings.holdBeforePausing = .seconds(10)
         settings.groupInstanceID = groupInstanceID
+        let transactional = client.transactionalProducer
+        if let transactional {
+            guard group != nil else { throw StreamError(.invalidStreamID, "exactly-once needs a consumer group (its offsets commit in the transactions)") }
+            guard transactional.claim() else {
+                throw StreamError(.invalidStreamID, "this transactional client already has a consumer; give each consumer its own (KafkaStreamingClient.transactional(id:))")
+            }
+            if let state, !state.changelog {
+                throw StreamError(.invalidStreamID, "exactly-once with state needs its changelog: a crash after a transaction commits is caught up from it")
+            }
+        }
         let stores = try state.map {
-            try StateStores(options: $0, name: group ?? "default", topic: topic, client: client.settings, logger: client.logger)
+            try StateStores(
+                options: $0, name: group ?? "default", topic: topic, client: client.settings, producer: transactional?.producer, logger: client.logger)
         }
         self.stores = stores
         var startOffsets: KafkaConsumer.StartOffsets?
         if let stores { startOffsets = { partitions in stores.open(partitions) } }
         consumer = try KafkaConsumer(settings: settings, logger: client.logger, startOffsets: startOffsets)
-        checkpointer = Checkpointer(consumer: consumer, stores: stores, logger: client.logger)
+        let transactions = transactional.map { [consumer] in Transactions(producer: $0.producer, consumer: consumer) }
+        checkpointer = Checkpointer(consumer: consumer, stores: stores, transactions: transactions, logger: client.logger)
         checkpointer.onProblem { [weak self] error, context in self?.report(error, context) }
     }
 
@@ -149,7 +161,9 @@ public final class TopicConsumer: Sendable {
 
     /// Called while the consumer stops, once per partition with its open streams, before the
     /// final checkpoint: what it sends (held output, say) is covered by that checkpoint. The
-    /// streams stay open; they do not end because this replica stops.
+    /// streams stay open; they do not end because this replica stops. Exactly-once consumers
+    /// call it before every checkpoint too: a transaction commits with the offsets only what
+    /// was sent before them, so held rows must go out.
     public func onStopping(_ handler: @escaping Handler<[StreamConsumer]>) { handlers.withLock { $0.stopping = handler } }
 
     // MARK: Health
@@ -173,6 +187,12 @@ public final class TopicConsumer: Sendable {
 
     /// Partitions whose state checkpoints fail now (their input is paused and retried), with the
     /// error and since when.
+    /// Exactly-once: the transactions committed and aborted so far (nil otherwise).
+    public var transactionCounts: TransactionCounts? { checkpointer.transactions?.counts }
+
+    /// Whether checkpoints are Kafka transactions (the client was `transactional(id:)`).
+    public var isExactlyOnce: Bool { checkpointer.transactions != nil }
+
     public func checkpointProblems() -> [TopicPartition: (error: any Error, since: ContinuousClock.Instant)] {
         checkpointer.failing.mapValues { ($0.error, $0.since) }
     }
@@ -202,6 +222,9 @@ public final class TopicConsumer: Sendable {
         defer { current.withLock { $0 = nil } }
         do {
             try await createChangelogIfMissing()
+            // Before any partition is assigned: a restore must not wait on the transaction an
+            // earlier instance with this id left open (starting fences it and aborts that).
+            try await checkpointer.transactions?.start()
             try await Self.$running.withValue(ObjectIdentifier(self)) { try await run.run() }
         } catch {
             await shutDown()  // leave the group, so the partitions go to a member that can work
@@ -215,7 +238,11 @@ public final class TopicConsumer: Sendable {
     /// Closes the Kafka consumer (leaving the group), the changelog producer and the state
     /// environments (another process, or this one later, may open them).
     private func shutDown() async {
+        // Stopped without committing (a failure): nothing of the open transaction may reach a
+        // read_committed reader; a restart reprocesses from the last committed one.
+        await checkpointer.transactions?.abortIfOpen()
         await consumer.close()
+        await checkpointer.transactions?.producer.close()
         await stores?.changelog?.close()
         if let stores { stores.close(stores.openPartitions.map(\.partition)) }
     }

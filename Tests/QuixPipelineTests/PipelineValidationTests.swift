@@ -159,5 +159,8 @@ struct PipelineValidationTests {
         #expect(failures(["spec.delivery=twice"]) == [
             #"p.yaml: spec.delivery: expected one of at-least-once | exactly-once, found "twice""#
         ], "a bad value is caught by the same checks as the file's")
+        let noChangelog = failures(["spec.delivery=exactly-once", "spec.state={changelog: false}"])
+        #expect(noChangelog.count == 1 && noChangelog.first?.contains("spec.state.changelog: exactly-once needs the changelog") == true, "\(noChangelog)")
+        #expect(failures(["spec.delivery=exactly-once"]).isEmpty)
     }
 }

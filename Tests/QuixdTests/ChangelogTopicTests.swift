@@ -105,7 +105,7 @@ struct ChangelogTopicTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let stores = try StateStores(
             options: StateOptions(directory: directory, name: "s"), name: "s", topic: "grown",
-            client: KafkaClientSettings(bootstrapServers: [cluster.bootstrapServers]), logger: Logger(label: "test"))
+            client: KafkaClientSettings(bootstrapServers: [cluster.bootstrapServers]), producer: nil, logger: Logger(label: "test"))
         let started = ContinuousClock.now
         _ = stores.open([TopicPartition("grown", 6)])
         let after = ContinuousClock.now - started

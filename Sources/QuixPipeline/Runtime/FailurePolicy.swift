@@ -19,7 +19,7 @@ final class FailurePolicy: Sendable {
         self.pipeline = pipeline
         self.metrics = metrics
         self.logger = logger
-        deadLetters = pipeline.onError.kind == .deadLetter ? try RecordProducer(client: client) : nil
+        deadLetters = pipeline.onError.kind == .deadLetter ? try client.recordProducer() : nil
     }
 
     /// What the consumer does with a message that failed.

@@ -37,6 +37,7 @@ public final class PipelineMetrics: Sendable {
     private let stateSize = SeriesCache<PartitionKey, Gauge>()
     private let pipelines = SeriesCache<String, PipelineSeries>()
     private let errors = SeriesCache<StageKey, Counter>()
+    private let transactions = SeriesCache<StageKey, Counter>()
 
     /// Metrics recorded into `registry` (a new, empty one by default).
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -141,6 +142,15 @@ public final class PipelineMetrics: Sendable {
         Self.add(count, to: counter)
     }
 
+    /// Counts Kafka transactions of an exactly-once pipeline, by `outcome` (`committed` or
+    /// `aborted`) (`quixd_transactions_total`).
+    public func recordTransactions(pipeline: String, outcome: String, count: Int) {
+        let counter = transactions.get(StageKey(pipeline: pipeline, stage: outcome)) {
+            registry.makeCounter(descriptor: Self.transactionsTotal.descriptor, labels: [("pipeline", pipeline), ("outcome", outcome)])
+        }
+        Self.add(count, to: counter)
+    }
+
     /// Sets `quixd_pipeline_ready` to 1 or 0.
     public func setReady(pipeline: String, _ ready: Bool) {
         series(pipeline).ready.set(to: ready ? 1 : 0)
@@ -209,6 +219,8 @@ public final class PipelineMetrics: Sendable {
     private static let deadLetteredTotal = Family("quixd_dead_lettered_total", "Messages sent to the dead-letter topic.")
     private static let skippedTotal = Family("quixd_skipped_total", "Messages skipped after an error.")
     private static let errorsTotal = Family("quixd_errors_total", "Errors raised by a stage.")
+    private static let transactionsTotal = Family(
+        "quixd_transactions_total", "Kafka transactions of an exactly-once pipeline, by outcome (each checkpoint is one).")
     private static let pipelineReady = Family(
         "quixd_pipeline_ready", "1 when the pipeline has joined its group and is not stalled, else 0.")
 }

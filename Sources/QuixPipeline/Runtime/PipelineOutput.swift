@@ -103,7 +103,7 @@ final class RecordOutput: PipelineOutput {
     init(client: KafkaStreamingClient, output: Pipeline.Output) throws {
         topic = output.topic
         format = output.format
-        producer = try RecordProducer(client: client)
+        producer = try client.recordProducer()
     }
 
     func write(_ frame: TimeseriesFrame, stream: String) async throws {
@@ -138,5 +138,5 @@ final class RecordOutput: PipelineOutput {
         await producer.close()
     }
 
-    func onSent(_ handler: @escaping @Sendable (_ bytes: Int) -> Void) { producer.onSent(handler) }
+    func onSent(_ handler: @escaping @Sendable (_ bytes: Int) -> Void) { producer.onSent(topic: topic, handler) }
 }

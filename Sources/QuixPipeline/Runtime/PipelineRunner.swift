@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Logging
 import QuixStreams
@@ -20,6 +21,8 @@ public final class PipelineRunner: Sendable {
     private let stateRoot: String?
     private let logger: Logger
     private let status = Mutex(Status())
+    /// The transaction counts already added to the metrics.
+    private let countedTransactions = Mutex(TransactionCounts())
 
     /// Where a running pipeline is, for `/readyz` and the logs.
     public struct Status: Sendable {
@@ -51,10 +54,13 @@ public final class PipelineRunner: Sendable {
         logger[metadataKey: "pipeline"] = "\(pipeline.name)"
         self.logger = logger
         // Kafka and state log lines carry the pipeline's name too.
-        let client = client.logging(to: logger)
+        var client = client.logging(to: logger)
         chain = try StageChain(pipeline, file: file, registry: registry)
-        guard pipeline.delivery == .atLeastOnce else {
-            throw StageError("pipeline \(pipeline.name): delivery exactly-once is not supported yet; use at-least-once")
+        if pipeline.delivery == .exactlyOnce {
+            // One transactional producer for the output, the dead letters and the changelog,
+            // with an id that stays the same when this member restarts (it fences the instance
+            // before it and aborts what that left open).
+            client = try client.transactional(id: Self.transactionalID(pipeline: pipeline.name, member: groupInstanceID))
         }
         var state: StateOptions?
         if chain.isStateful {
@@ -79,6 +85,12 @@ public final class PipelineRunner: Sendable {
             output.onSent { bytes in record(1, bytes) }
         }
         attachHandlers()
+    }
+
+    /// `quixd-<pipeline>-<member>`: the member is the static group instance id (the pod name),
+    /// or the host name.
+    static func transactionalID(pipeline: String, member: String?) -> String {
+        "quixd-\(pipeline)-\(member ?? ProcessInfo.processInfo.hostName)"
     }
 
     public var currentStatus: Status { status.withLock { $0 } }
@@ -121,6 +133,7 @@ public final class PipelineRunner: Sendable {
         do {
             try await consumer.run()
         } catch {
+            countTransactions()
             status.withLock { $0.phase = .failed("\(error)") }
             metrics?.setReady(pipeline: pipeline.name, false)
             await closeOutputs()
@@ -128,6 +141,7 @@ public final class PipelineRunner: Sendable {
             throw error
         }
         await closeOutputs()
+        countTransactions()
         status.withLock { $0.phase = .stopped }
         metrics?.setReady(pipeline: pipeline.name, false)
         logger.info("pipeline stopped")
@@ -168,6 +182,7 @@ public final class PipelineRunner: Sendable {
                 metrics?.setConsumerTimeLag(pipeline: pipeline.name, topic: partition.topic, partition: partition.partition, milliseconds: lag)
             }
             recordStateSizes()
+            countTransactions()
         }
         consumer.onAssigned { [weak self] _, partitions in self?.assigned(partitions) }
         consumer.onRevoking { [weak self] _, partitions in self?.revoking(partitions) }
@@ -175,6 +190,17 @@ public final class PipelineRunner: Sendable {
         consumer.onStopping { [output] _, streams in
             for stream in streams { try await output.release(stream.streamID) }
         }
+    }
+
+    /// Adds the transactions committed and aborted since the last call to the metrics.
+    private func countTransactions() {
+        guard let metrics, let counts = consumer.transactionCounts else { return }
+        let previous = countedTransactions.withLock { counted in
+            defer { counted = counts }
+            return counted
+        }
+        metrics.recordTransactions(pipeline: pipeline.name, outcome: "committed", count: counts.committed - previous.committed)
+        metrics.recordTransactions(pipeline: pipeline.name, outcome: "aborted", count: counts.aborted - previous.aborted)
     }
 
     /// The disk space of each assigned partition's state (its LMDB data file's allocated blocks).

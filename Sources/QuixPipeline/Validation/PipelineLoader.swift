@@ -67,6 +67,11 @@ public enum PipelineLoader {
         var changelog: Bool? = true
         if let node = spec["state"], let state = reader.mapping(node, "spec.state", allowed: ["changelog"]) {
             changelog = state["changelog"].map { reader.bool($0, "spec.state.changelog") } ?? changelog
+            if changelog == false, delivery == .exactlyOnce {
+                reader.fail(
+                    state["changelog"], "spec.state.changelog",
+                    "exactly-once needs the changelog: state a crash left behind the last transaction catches up from it")
+            }
         }
         var onError: Pipeline.ErrorPolicy? = Pipeline.ErrorPolicy(kind: .stop, topic: nil)
         if let node = spec["onError"] {

@@ -2,7 +2,7 @@ import Logging
 import QuixKafka
 import Synchronization
 
-/// The one owner of the durable-offset rule (docs/checkpoints.md): a partition's committed
+/// The one owner of the durable-offset rule (docs/runtime.md): a partition's committed
 /// offset is the lowest offset whose effects are not yet durable. An effect is not durable while
 /// a consumer or output buffer holds it, while a message sent for it awaits the broker's
 /// acknowledgement, or while its state change is not in a committed LMDB transaction.
@@ -15,8 +15,10 @@ import Synchronization
 /// fails (a full disk) is paused and retried with backoff; the consumer reports it as unhealthy
 /// until it succeeds.
 final class Checkpointer: Sendable {
-    private let consumer: KafkaConsumer
-    private let stores: StateStores?
+    let consumer: KafkaConsumer
+    let stores: StateStores?
+    /// Exactly-once: each round is one Kafka transaction (`transactionalRound`).
+    let transactions: Transactions?
     private let logger: Logger
     /// One round at a time.
     private let order = AsyncSerialLock()
@@ -45,9 +47,10 @@ final class Checkpointer: Sendable {
 
     static let longestBackoff: Duration = .seconds(10)
 
-    init(consumer: KafkaConsumer, stores: StateStores?, logger: Logger) {
+    init(consumer: KafkaConsumer, stores: StateStores?, transactions: Transactions?, logger: Logger) {
         self.consumer = consumer
         self.stores = stores
+        self.transactions = transactions
         self.logger = logger
     }
 
@@ -58,6 +61,10 @@ final class Checkpointer: Sendable {
 
     /// Partitions whose state cannot be checkpointed now, with why and since when.
     var failing: [TopicPartition: Failing] { state.withLock { $0.failing } }
+
+    func recordCommitted(_ offsets: [TopicPartition: Int64]) {
+        state.withLock { $0.committed.merge(offsets) { _, new in new } }
+    }
 
     /// Forgets partitions that left this consumer.
     func forget(_ partitions: [TopicPartition]) {
@@ -79,7 +86,12 @@ final class Checkpointer: Sendable {
     func checkpoint(
         _ tasks: [PartitionTask], strict: Bool = false, committing: @Sendable () async -> Bool
     ) async throws -> [TopicPartitionOffset] {
-        try await order.withLock { try await round(tasks, strict: strict, committing: committing) }
+        try await order.withLock {
+            if let transactions {
+                return try await transactionalRound(tasks, transactions: transactions, strict: strict, committing: committing)
+            }
+            return try await round(tasks, strict: strict, committing: committing)
+        }
     }
 
     private func round(_ tasks: [PartitionTask], strict: Bool, committing: () async -> Bool) async throws -> [TopicPartitionOffset] {
@@ -140,12 +152,12 @@ final class Checkpointer: Sendable {
             if strict, let firstFailure { throw firstFailure }
             return []
         }
-        state.withLock { $0.committed.merge(committable) { _, new in new } }
+        recordCommitted(committable)
         if strict, let firstFailure { throw firstFailure }
         return offsets
     }
 
-    private struct Cut: Sendable {
+    struct Cut: Sendable {
         let task: PartitionTask
         let offset: Int64
         let savepoint: Int
@@ -166,13 +178,13 @@ final class Checkpointer: Sendable {
 
     /// Whether a cut moves anything: a new offset, state changes before it, or a failing
     /// partition whose retry is due.
-    private func needsCheckpoint(_ task: PartitionTask, at offset: Int64, strict: Bool) -> Bool {
+    func needsCheckpoint(_ task: PartitionTask, at offset: Int64, strict: Bool) -> Bool {
         let (committed, failing) = state.withLock { ($0.committed[task.partition], $0.failing[task.partition]) }
         if let failing, !strict, ContinuousClock.now < failing.nextAttempt { return false }
         return committed != offset || task.state?.hasPendingChanges(before: offset) == true || failing != nil
     }
 
-    private func commitState(_ cuts: [Cut], markers: [TopicPartition: ChangelogWriter.Marker]) async -> [Result<Void, any Error>] {
+    func commitState(_ cuts: [Cut], markers: [TopicPartition: ChangelogWriter.Marker]) async -> [Result<Void, any Error>] {
         guard !cuts.isEmpty else { return [] }
         var changelogOffsets: [Int64?] = []
         for cut in cuts {
@@ -202,7 +214,7 @@ final class Checkpointer: Sendable {
 
     /// A state checkpoint failed: pause the partition's input (processing more would only pile up
     /// changes that cannot be written) and retry with backoff.
-    private func stateFailed(_ partition: TopicPartition, _ error: any Error) {
+    func stateFailed(_ partition: TopicPartition, _ error: any Error) {
         let attempts = state.withLock { state -> Int in
             let now = ContinuousClock.now
             var failing = state.failing[partition] ?? Failing(error: error, since: now, attempts: 0, nextAttempt: now)
@@ -218,7 +230,7 @@ final class Checkpointer: Sendable {
         report(error, "the state checkpoint of \(partition) (its input is paused and it is retried; its offsets are not committed until it succeeds)")
     }
 
-    private func resumeRecovered(_ partitions: Set<TopicPartition>) {
+    func resumeRecovered(_ partitions: Set<TopicPartition>) {
         let recovered = state.withLock { state in
             let recovered = state.failing.keys.filter { partitions.contains($0) }
             for partition in recovered { state.failing[partition] = nil }
@@ -229,7 +241,7 @@ final class Checkpointer: Sendable {
         do { try consumer.resume(recovered) } catch { logger.warning("could not resume partitions", metadata: ["error": "\(error)"]) }
     }
 
-    private func report(_ error: any Error, _ context: String) {
+    func report(_ error: any Error, _ context: String) {
         if let reporter = reporter.withLock({ $0 }) {
             reporter.call(error, context)
         } else {

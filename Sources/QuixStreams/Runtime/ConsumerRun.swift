@@ -122,6 +122,12 @@ final class ConsumerRun: Sendable {
             case .revoked(let partitions):
                 await revoke(partitions, orderly: true)
             case .lost(let partitions):
+                if owner.isExactlyOnce {
+                    // The open transaction holds their effects and can no longer commit (the
+                    // group moved on): abort it all and resume from the last committed one.
+                    fail(TransactionFailure("partitions \(partitions.map(\.partition).sorted()) were lost", StreamError(.deliveryFailed, "the consumer lost its group membership")))
+                    break
+                }
                 await revoke(partitions, orderly: false)
             case .assigned(let partitions):
                 try await assign(partitions)
@@ -227,10 +233,15 @@ final class ConsumerRun: Sendable {
         }
         if orderly && owner.options != .manual && !leaving.isEmpty {
             do {
-                let offsets = try await owner.checkpointer.checkpoint(leaving) {
+                // Exactly-once: the transaction holds every partition's effects, so it commits
+                // with every partition's offsets.
+                let checkpointed = owner.isExactlyOnce ? tasks + leaving : leaving
+                let offsets = try await owner.checkpointer.checkpoint(checkpointed) {
                     await self.owner.notify(\.committing, (), "the committing handler (the commit waits for the next occasion)")
                 }
                 if !offsets.isEmpty { await owner.notify(\.committed, offsets, "the committed handler") }
+            } catch let failure as TransactionFailure {
+                fail(failure)
             } catch {
                 owner.report(error, "the commit before partitions \(partitions) moved")
             }
@@ -269,6 +280,9 @@ final class ConsumerRun: Sendable {
             do {
                 try await checkpoint(strict: false)
             } catch let failure as DeliveryFailure {
+                fail(failure)
+                return
+            } catch let failure as TransactionFailure {
                 fail(failure)
                 return
             } catch {

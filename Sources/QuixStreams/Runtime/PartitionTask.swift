@@ -175,6 +175,16 @@ final class PartitionTask: Sendable {
         await withOrigin { _ = await consumer.notify(\.stopping, open, "the stopping handler") }
     }
 
+    /// Exactly-once, before a cut: the streams' consumer buffers release what they hold, then
+    /// the stopping handler sees the open streams (a pipeline's output releases its rows), so
+    /// everything sent for the packages before the cut is in the transaction it commits with.
+    func releaseHeld() async {
+        for stream in streams.all {
+            await withOrigin { await stream.flushBuffers(onError: consumer.report) }
+        }
+        await stopping()
+    }
+
     /// Runs work that is not a package's (timers, endings) as the last processed package's: what
     /// it sends and changes belongs to that package.
     private func withOrigin(_ body: () async -> Void) async {

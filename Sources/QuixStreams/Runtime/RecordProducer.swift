@@ -7,16 +7,27 @@ import Synchronization
 /// by that partition's `DeliveryTracker` through its delivery tag, with no wait per message:
 /// the checkpointer waits only for the acknowledgements it needs. Failures of records sent
 /// without an origin are kept, and the next `flush()` throws them.
+///
+/// A transactional client (`KafkaStreamingClient.transactional(id:)`) has one shared record
+/// producer: every output, dead letter and changelog record of its consumer goes into that
+/// consumer's current transaction, and only the consumer closes it.
 public final class RecordProducer: Sendable {
     let producer: KafkaProducer
+    /// Shared by a transactional client's outputs: `close()` leaves it open for its consumer.
+    let isTransactional: Bool
+    private let claimed = Atomic<Bool>(false)
     private let untracked = Failures()
-    private let sentHandler = Mutex<SentHandler?>(nil)
+    private let sentHandlers = Mutex<[SentHandler]>([])
 
     /// A closure in a class: a closure stored as a `Mutex`'s generic value is wrapped in a new
     /// reabstraction thunk at every `withLock`, a chain that grew with every record sent.
     private final class SentHandler: Sendable {
+        let topic: String?
         let call: @Sendable (_ bytes: Int) -> Void
-        init(_ call: @escaping @Sendable (_ bytes: Int) -> Void) { self.call = call }
+        init(topic: String?, _ call: @escaping @Sendable (_ bytes: Int) -> Void) {
+            self.topic = topic
+            self.call = call
+        }
     }
 
     /// Failures of records sent without an origin, recorded by the delivery handler.
@@ -30,15 +41,23 @@ public final class RecordProducer: Sendable {
 
     init(settings: ProducerSettings, logger: Logger) throws {
         let untracked = untracked
+        isTransactional = settings.transactionalID != nil
         producer = try KafkaProducer(settings: settings, logger: logger) { report in
             guard !DeliveryTags.route(report), let error = report.error else { return }
             untracked.list.withLock { $0.append("\(report.topic)[\(report.partition)]: \(error)") }
         }
     }
 
-    /// Calls `handler` with the value's size of each record queued (for metrics of what is written).
-    public func onSent(_ handler: @escaping @Sendable (_ bytes: Int) -> Void) {
-        sentHandler.withLock { $0 = SentHandler(handler) }
+    /// Takes a transactional producer for a consumer; false when one already has it.
+    func claim() -> Bool { !claimed.exchange(true, ordering: .relaxed) }
+
+    /// Calls `handler` with the value's size of each record queued (for metrics of what is
+    /// written): of every topic, or only of `topic` (a shared producer writes several).
+    public func onSent(topic: String? = nil, _ handler: @escaping @Sendable (_ bytes: Int) -> Void) {
+        sentHandlers.withLock { handlers in
+            handlers.removeAll { $0.topic == topic }
+            handlers.append(SentHandler(topic: topic, handler))
+        }
     }
 
     /// Queues a record (waiting only while librdkafka's queue is full). With an origin, its
@@ -61,7 +80,8 @@ public final class RecordProducer: Sendable {
         } else {
             try await producer.send(message, tag: 0)
         }
-        sentHandler.withLock { $0 }?.call(value?.count ?? 0)
+        let handlers = sentHandlers.withLock { $0 }
+        for handler in handlers where handler.topic == nil || handler.topic == topic { handler.call(value?.count ?? 0) }
     }
 
     /// Waits until every queued record has its report; throws if a record sent without an origin
@@ -77,8 +97,10 @@ public final class RecordProducer: Sendable {
         }
     }
 
-    /// Flushes (what is left after `timeout` is purged) and stops.
+    /// Flushes (what is left after `timeout` is purged) and stops; a transactional producer
+    /// stays open for its consumer, which ends its transactions and closes it.
     public func close(timeout: Duration = .seconds(30)) async {
+        guard !isTransactional else { return }
         await producer.close(timeout: timeout)
     }
 }

@@ -51,14 +51,17 @@ enum Changelog {
     }
 }
 
-/// Produces checkpoints to the changelog.
+/// Produces checkpoints to the changelog: with its own producer, or (exactly-once) through the
+/// consumer's transactional one, which it does not close.
 final class ChangelogWriter: Sendable {
     let topic: String
     private let producer: KafkaProducer
+    private let ownsProducer: Bool
 
-    init(topic: String, client: KafkaClientSettings, logger: Logger) throws {
+    init(topic: String, client: KafkaClientSettings, producer shared: KafkaProducer?, logger: Logger) throws {
         self.topic = topic
-        producer = try KafkaProducer(settings: ProducerSettings(client: client), logger: logger)
+        producer = try shared ?? KafkaProducer(settings: ProducerSettings(client: client), logger: logger)
+        ownsProducer = shared == nil
     }
 
     /// The outcome of one partition's checkpoint records, known after `flush()`.
@@ -108,5 +111,7 @@ final class ChangelogWriter: Sendable {
         try await producer.flush()
     }
 
-    func close() async { await producer.close() }
+    func close() async {
+        if ownsProducer { await producer.close() }
+    }
 }

@@ -62,14 +62,15 @@ final class StateStores: Sendable {
         weak var partition: PartitionState?
     }
 
-    init(options: StateOptions, name: String, topic: String, client: KafkaClientSettings, logger: Logger) throws {
+    /// - Parameter producer: the transactional producer the changelog writes through (exactly-once).
+    init(options: StateOptions, name: String, topic: String, client: KafkaClientSettings, producer: KafkaProducer?, logger: Logger) throws {
         self.options = options
         let stateName = options.name ?? name
         root = URL(fileURLWithPath: options.directory).appendingPathComponent(stateName).path
         self.logger = logger
         if options.changelog {
             let changelogTopic = "\(stateName)-\(topic)-changelog"
-            changelog = try ChangelogWriter(topic: changelogTopic, client: client, logger: logger)
+            changelog = try ChangelogWriter(topic: changelogTopic, client: client, producer: producer, logger: logger)
             restorer = ChangelogRestorer(topic: changelogTopic, client: client, policy: options.onStateMismatch, logger: logger)
         } else {
             changelog = nil
