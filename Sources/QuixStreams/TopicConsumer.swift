@@ -109,7 +109,7 @@ public final class TopicConsumer: Sendable {
         var startOffsets: KafkaConsumer.StartOffsets?
         if let stores { startOffsets = { partitions in stores.open(partitions) } }
         consumer = try KafkaConsumer(settings: settings, logger: client.logger, startOffsets: startOffsets)
-        let transactions = transactional.map { [consumer] in Transactions(producer: $0.producer, consumer: consumer) }
+        let transactions = transactional.map { [consumer] in Transactions(producer: $0, consumer: consumer) }
         checkpointer = Checkpointer(consumer: consumer, stores: stores, transactions: transactions, logger: client.logger)
         checkpointer.onProblem { [weak self] error, context in self?.report(error, context) }
     }

@@ -22,6 +22,42 @@ struct ExactlyOnceConsumerTests {
         return consumer
     }
 
+    @Test("what a timer sends with no new input (an idle stream's end) is committed at the next checkpoint, not left open")
+    func timerOutputCommits() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        for topic in ["in", "out"] { try cluster.createTopic(topic, partitions: 1) }
+        try await produce(cluster, rows: 5)
+        let group = "timer-\(UUID().uuidString.prefix(8))"
+        let client = try KafkaStreamingClient(brokers: cluster.bootstrapServers).transactional(id: "timer-\(group)")
+        let output = try client.topicProducer("out")
+        let consumer = try TopicConsumer(
+            client: client, topic: "in", group: group, startFrom: .earliest, commit: CommitOptions(everyPackages: nil, interval: .milliseconds(100)),
+            closeIdleStreamsAfter: .seconds(2))
+        let ended = Mutex(0)
+        consumer.onStreamReceived { stream in
+            stream.onFrameReceived { stream, frame in try await output.getOrCreateStream(stream.streamID).publish(frame) }
+            stream.onStreamClosed { stream, _ in
+                try await output.getOrCreateStream(stream.streamID).close()
+                ended.withLock { $0 += 1 }
+            }
+        }
+        let run = Task { try await consumer.run() }
+        // Every package processed and committed; then nothing moves until the streams go idle.
+        var deadline = ContinuousClock.now + .seconds(30)
+        while (consumer.transactionCounts?.committed ?? 0) == 0 || ended.withLock({ $0 }) > 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let beforeIdle = consumer.transactionCounts?.committed ?? 0
+        deadline = ContinuousClock.now + .seconds(30)
+        while ended.withLock({ $0 }) < 4, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(500))
+        let afterIdle = consumer.transactionCounts?.committed ?? 0
+        await consumer.close()
+        try await run.value
+        #expect(ended.withLock { $0 } == 4, "the idle streams ended")
+        #expect(afterIdle > beforeIdle, "the stream ends were committed in a transaction of their own (\(beforeIdle) → \(afterIdle))")
+    }
+
     private func produce(_ cluster: MockCluster, rows: Int) async throws {
         let producer = try KafkaStreamingClient(brokers: cluster.bootstrapServers).topicProducer("in")
         let streams = try (0..<4).map { try producer.createStream("s\($0)") }

@@ -16,6 +16,8 @@ public final class RecordProducer: Sendable {
     /// Shared by a transactional client's outputs: `close()` leaves it open for its consumer.
     let isTransactional: Bool
     private let claimed = Atomic<Bool>(false)
+    /// Records queued so far (an exactly-once consumer commits a transaction that holds any).
+    private let queued = Atomic<Int>(0)
     private let untracked = Failures()
     private let sentHandlers = Mutex<[SentHandler]>([])
 
@@ -47,6 +49,9 @@ public final class RecordProducer: Sendable {
             untracked.list.withLock { $0.append("\(report.topic)[\(report.partition)]: \(error)") }
         }
     }
+
+    /// Records queued through `send` so far (counted for transactional producers only).
+    var queuedCount: Int { queued.load(ordering: .relaxed) }
 
     /// Takes a transactional producer for a consumer; false when one already has it.
     func claim() -> Bool { !claimed.exchange(true, ordering: .relaxed) }
@@ -80,6 +85,7 @@ public final class RecordProducer: Sendable {
         } else {
             try await producer.send(message, tag: 0)
         }
+        if isTransactional { queued.add(1, ordering: .relaxed) }
         let handlers = sentHandlers.withLock { $0 }
         for handler in handlers where handler.topic == nil || handler.topic == topic { handler.call(value?.count ?? 0) }
     }

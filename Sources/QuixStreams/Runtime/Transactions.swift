@@ -8,18 +8,27 @@ import Synchronization
 /// it and begins the next.
 final class Transactions: Sendable {
     let producer: KafkaProducer
+    private let records: RecordProducer
     private let consumer: KafkaConsumer
     private let state = Mutex(State())
 
     private struct State {
         var open = false
         var counts = TransactionCounts()
+        /// `records.queuedCount` when the open transaction began.
+        var queuedAtBegin = 0
     }
 
-    init(producer: KafkaProducer, consumer: KafkaConsumer) {
-        self.producer = producer
+    init(producer: RecordProducer, consumer: KafkaConsumer) {
+        self.producer = producer.producer
+        records = producer
         self.consumer = consumer
     }
+
+    /// Whether the open transaction holds records (a timer's output, say) though no offset
+    /// moved: it must commit anyway, or it would block read_committed readers until the broker
+    /// aborts it.
+    var holdsRecords: Bool { state.withLock { $0.open && records.queuedCount != $0.queuedAtBegin } }
 
     var counts: TransactionCounts { state.withLock { $0.counts } }
 
@@ -32,7 +41,7 @@ final class Transactions: Sendable {
         } catch {
             throw TransactionFailure("the transactional producer could not start", error)
         }
-        state.withLock { $0.open = true }
+        began()
     }
 
     /// Adds `offsets` (the next offsets to read) to the open transaction and commits it; then,
@@ -59,7 +68,15 @@ final class Transactions: Sendable {
         } catch {
             throw TransactionFailure("the next transaction could not begin", error)
         }
-        state.withLock { $0.open = true }
+        began()
+    }
+
+    private func began() {
+        let queued = records.queuedCount
+        state.withLock { state in
+            state.open = true
+            state.queuedAtBegin = queued
+        }
     }
 
     /// Aborts the open transaction, if any (the consumer stops without its final checkpoint).
@@ -194,7 +211,7 @@ extension Checkpointer {
                 "an exactly-once checkpoint (release held rows in onStopping; offsets stay at the oldest held row)")
         }
         let moving = cuts.filter { needsCheckpoint($0.task, at: $0.offset, strict: true) }
-        guard strict || !moving.isEmpty else { return [] }
+        guard strict || !moving.isEmpty || transactions.holdsRecords else { return [] }
         guard await committing() else {
             if strict { throw StreamError(.deliveryFailed, "the committing handler failed; nothing was committed") }
             return []
