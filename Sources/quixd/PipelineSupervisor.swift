@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import QuixPipeline
+import QuixStreams
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
@@ -122,6 +123,8 @@ final class PipelineSupervisor: Service {
     private enum Event: Sendable {
         /// The `run()` of launch `id` returned (nil) or threw.
         case ended(id: Int, error: (any Error)?)
+        /// An exactly-once pipeline whose transaction was aborted starts again after its backoff.
+        case restart(file: String, pipeline: Pipeline)
         case reload
         case shutdown
     }
@@ -149,6 +152,8 @@ final class PipelineSupervisor: Service {
         var launched: [String: Launched] = [:]
         var nextID = 0
         var stopFailures: [String] = []
+        /// Per file, the restarts after aborted transactions in a row (for the backoff).
+        var restarts: [String: Int] = [:]
 
         try await withThrowingTaskGroup(of: Void.self) { children in
             children.addTask {
@@ -231,8 +236,17 @@ final class PipelineSupervisor: Service {
                         if entry.failed { forget(file) } else { stop(file, .shutdown) }
                     }
 
+                case .restart(let file, let pipeline):
+                    // Not if it was stopped, reloaded or replaced meanwhile.
+                    guard !stopping.load(ordering: .sequentiallyConsistent), let entry = launched[file], entry.failed,
+                        entry.pipeline == pipeline
+                    else { continue }
+                    forget(file)
+                    start(pipeline, file: file)
+
                 case .ended(let id, let error):
                     guard let (file, entry) = launched.first(where: { $0.value.id == id }) else { continue }
+                    if error == nil, entry.ending == .no { restarts[file] = nil }
                     switch entry.ending {
                     case .shutdown:
                         forget(file)
@@ -249,6 +263,27 @@ final class PipelineSupervisor: Service {
                         reloadDone()
                     case .no:
                         launched[file]!.failed = true
+                        if let error = error as? TransactionFailure {
+                            // Aborted: its state went back to the last committed transaction;
+                            // it starts again from there, after a backoff that grows while it
+                            // keeps aborting (its /readyz says why meanwhile).
+                            let attempt = (restarts[file] ?? 0) + 1
+                            restarts[file] = attempt
+                            let backoff = Self.restartBackoff(attempt)
+                            logger.error(
+                                "an exactly-once pipeline restarts from its last committed transaction",
+                                metadata: ["pipeline": "\(entry.pipeline.name)", "error": "\(error)", "attempt": "\(attempt)", "in": "\(backoff)"])
+                            let pipeline = entry.pipeline
+                            let deadline = ContinuousClock.now + backoff
+                            children.addTask { [self] in
+                                // A shutdown does not wait for the backoff.
+                                while ContinuousClock.now < deadline, !stopping.load(ordering: .sequentiallyConsistent) {
+                                    try? await Task.sleep(for: .milliseconds(100))
+                                }
+                                sink.yield(.restart(file: file, pipeline: pipeline))
+                            }
+                            continue
+                        }
                         if launched.values.allSatisfy(\.failed) {
                             notifier.stopping(status: "every pipeline stopped on an error")
                             logger.error("every pipeline stopped on an error; quixd exits")
@@ -263,6 +298,12 @@ final class PipelineSupervisor: Service {
             for file in launched.keys { stop(file, .shutdown) }
         }
         if !stopFailures.isEmpty { throw StopFailed(failures: stopFailures) }
+    }
+
+    /// 1, 2, 4 … 30 s: the wait before the `attempt`th restart in a row of an exactly-once
+    /// pipeline whose transaction was aborted.
+    static func restartBackoff(_ attempt: Int) -> Duration {
+        min(.seconds(30), .seconds(1) * (1 << min(max(attempt - 1, 0), 5)))
     }
 
     /// The pipelines of the files as they are now; a file with mistakes keeps what runs from it.

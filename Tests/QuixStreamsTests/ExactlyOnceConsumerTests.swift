@@ -22,6 +22,37 @@ struct ExactlyOnceConsumerTests {
         return consumer
     }
 
+    @Test("a refused output record aborts the transaction: the consumer stops saying so, and its successor finishes from the last commit")
+    func abortStops() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        for topic in ["in", "out"] { try cluster.createTopic(topic, partitions: 2) }
+        try await produce(cluster, rows: 30)
+        let group = "abort-\(UUID().uuidString.prefix(8))"
+        cluster.pushRequestErrors(.produce, [.topicAuthorizationFailed])
+        let first = try copier(cluster, id: "abort-\(group)", group: group)
+        let outcome = await Task { try await first.run() }.result
+        guard case .failure(let error) = outcome else {
+            Issue.record("the consumer went on after its transaction failed")
+            return
+        }
+        #expect(error is TransactionFailure && "\(error)".contains("the transaction was aborted"), "\(error)")
+        #expect(first.transactionCounts?.aborted == 1)
+
+        let second = try copier(cluster, id: "abort-\(group)", group: group)
+        let run = Task { try await second.run() }
+        let probe = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: group))
+        let inputs = [TopicPartition("in", 0), TopicPartition("in", 1)]
+        let total = try await inputs.asyncSum { try await probe.watermarks($0).high }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try await probe.committed(inputs).reduce(0, { $0 + max($1.offset, 0) }) < total, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        await second.close()
+        try await run.value
+        #expect(try await probe.committed(inputs).reduce(0, { $0 + max($1.offset, 0) }) == total, "the successor committed every input offset")
+        await probe.close()
+    }
+
     @Test("what a timer sends with no new input (an idle stream's end) is committed at the next checkpoint, not left open")
     func timerOutputCommits() async throws {
         let cluster = try MockCluster(brokers: 1)

@@ -27,6 +27,55 @@ struct ExactlyOnceTests {
         print("exactly-once crash test: \(outcome.summary)")
     }
 
+    @Test("an aborted transaction restarts the pipeline inside quixd from its last committed transaction; the sums stay exact")
+    func abortRestartsPipeline() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        let name = "abort\(UUID().uuidString.prefix(6).lowercased())"
+        let (input, output) = ("\(name)-in", "\(name)-out")
+        for topic in [input, output, "\(name)-\(input)-changelog"] { try cluster.createTopic(topic, partitions: Int(Self.partitions)) }
+        let expected = try await produceRows(cluster, topic: input)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quixd-\(name)").path
+        try FileManager.default.createDirectory(atPath: directory + "/state", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Self.pipeline(name: name, input: input, output: output, delivery: "exactly-once").write(toFile: directory + "/p.yaml", atomically: true, encoding: .utf8)
+        // The first produce request is refused: the first transaction cannot commit.
+        cluster.pushRequestErrors(.produce, [.topicAuthorizationFailed])
+        let port = freePort()
+        let daemon = try DaemonProcess([
+            "--brokers", cluster.bootstrapServers, "--state-dir", directory + "/state", "--http", "127.0.0.1:\(port)",
+            "--set", "kafka.properties={session.timeout.ms: 6000, heartbeat.interval.ms: 500}", directory + "/p.yaml",
+        ])
+        defer { if daemon.process.isRunning { kill(daemon.process.processIdentifier, SIGKILL) } }
+        try await daemon.waitForLog("restarts from its last committed transaction")
+        try await waitFor("every input row's sum in the output", daemon) {
+            let rows = try await outputRows(cluster, output)
+            return expected.keys.allSatisfy { Set(rows[$0]?.timestamps ?? []).count == Self.rowsPerStream }
+        }
+        let rows = try await outputRows(cluster, output)
+        for (stream, sums) in expected {
+            let frame = try #require(rows[stream])
+            let wrong = zip(frame.timestamps, frame["x_sum"]?.values ?? []).filter { sums[Int($0.0 / 1_000_000) - 1] != $0.1 }
+            #expect(wrong.isEmpty, "\(stream): \(wrong.count) sums differ")
+        }
+        let (_, metrics) = try await httpGet(port, "/metrics")
+        #expect(metrics.contains("quixd_transactions_total{pipeline=\"\(name)\",outcome=\"aborted\"} 1") || daemon.log.contains("the transaction was aborted"), "\(daemon.log.suffix(2_000))")
+        #expect(try await daemon.terminate() == 0, "\(daemon.log.suffix(2_000))")
+    }
+
+    static func pipeline(name: String, input: String, output: String, delivery: String) -> String {
+        """
+        apiVersion: quixd/v1
+        kind: Pipeline
+        metadata: { name: \(name) }
+        spec:
+          input: { topic: \(input), startFrom: earliest }
+          stages: [{ id: sum, uses: cumulative, with: { column: x, aggregate: sum, as: x_sum } }]
+          output: { topic: \(output) }
+          delivery: \(delivery)
+          checkpoint: { interval: 200ms }
+        """
+    }
+
     struct Outcome {
         var duplicates = 0
         var transactions = 0
@@ -46,17 +95,7 @@ struct ExactlyOnceTests {
         let stateDir = directory + "/state"
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try """
-            apiVersion: quixd/v1
-            kind: Pipeline
-            metadata: { name: \(name) }
-            spec:
-              input: { topic: \(input), startFrom: earliest }
-              stages: [{ id: sum, uses: cumulative, with: { column: x, aggregate: sum, as: x_sum } }]
-              output: { topic: \(output) }
-              delivery: \(delivery)
-              checkpoint: { interval: 200ms }
-            """.write(toFile: directory + "/pipeline.yaml", atomically: true, encoding: .utf8)
+        try Self.pipeline(name: name, input: input, output: output, delivery: delivery).write(toFile: directory + "/pipeline.yaml", atomically: true, encoding: .utf8)
         let port = freePort()
         let arguments = [
             "--brokers", cluster.bootstrapServers, "--state-dir", stateDir, "--http", "127.0.0.1:\(port)",

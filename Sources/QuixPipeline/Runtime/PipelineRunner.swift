@@ -237,7 +237,15 @@ public final class PipelineRunner: Sendable {
         let name = pipeline.name
         let id = stream.streamID
         var state: (@Sendable (String) throws -> StreamState)?
-        if chain.isStateful { state = { store in try stream.state(store) } }
+        if chain.isStateful {
+            // Weak: the stream keeps its handlers, which keep these contexts; a strong capture
+            // kept every stream, and its partition's LMDB environment, alive after its consumer
+            // stopped (a restarted pipeline could not open its state again).
+            state = { [weak stream] store in
+                guard let stream else { throw StageError("stream \(id) has ended; its state is closed") }
+                return try stream.state(store)
+            }
+        }
         let contexts = chain.contexts(streamID: id, state: state)
         stream.onPropertiesChanged { _, properties in
             try await output.forward(properties, metadata: [], stream: id)

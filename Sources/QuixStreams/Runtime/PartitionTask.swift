@@ -72,7 +72,13 @@ final class PartitionTask: Sendable {
             }
             for error in dropped { consumer.report(error, "topic \(partition.topic)[\(partition.partition)]") }
             for package in ready {
-                if let failure = await handle(package),
+                let failed = await handle(package)
+                // Exactly-once: a send that met a broken transaction is no failure of the
+                // package's; the transaction is aborted and the consumer stops.
+                if failed != nil, let broken = consumer.checkpointer.transactions?.brokenBy {
+                    throw TransactionFailure("a record could not be sent in the transaction", broken)
+                }
+                if let failure = failed,
                     // What the failure handler sends (a dead letter) belongs to the package too.
                     await DeliveryOrigin.$current.withValue(tracker.origin(package.offset), operation: { await consumer.packageFailed(failure) })
                         == .stop

@@ -18,6 +18,8 @@ public final class RecordProducer: Sendable {
     private let claimed = Atomic<Bool>(false)
     /// Records queued so far (an exactly-once consumer commits a transaction that holds any).
     private let queued = Atomic<Int>(0)
+    /// Why the open transaction can no longer commit, once a send said so.
+    private let broken = Mutex<KafkaError?>(nil)
     private let untracked = Failures()
     private let sentHandlers = Mutex<[SentHandler]>([])
 
@@ -50,6 +52,15 @@ public final class RecordProducer: Sendable {
         }
     }
 
+    /// Transactional: the error that put the open transaction beyond commit (a record refused
+    /// earlier makes every later send fail with librdkafka's `_STATE`), if a send met one.
+    var transactionError: KafkaError? { broken.withLock { $0 } }
+
+    private func noteBroken(_ error: KafkaError) {
+        guard isTransactional, error.isFatal || error.transactionRequiresAbort || error.librdkafkaName == "_STATE" else { return }
+        broken.withLock { $0 = $0 ?? error }
+    }
+
     /// Records queued through `send` so far (counted for transactional producers only).
     var queuedCount: Int { queued.load(ordering: .relaxed) }
 
@@ -80,10 +91,16 @@ public final class RecordProducer: Sendable {
                 try await producer.send(message, tag: tag)
             } catch {
                 origin.tracker.unsent(origin: origin.offset)
+                noteBroken(error)
                 throw error
             }
         } else {
-            try await producer.send(message, tag: 0)
+            do {
+                try await producer.send(message, tag: 0)
+            } catch {
+                noteBroken(error)
+                throw error
+            }
         }
         if isTransactional { queued.add(1, ordering: .relaxed) }
         let handlers = sentHandlers.withLock { $0 }

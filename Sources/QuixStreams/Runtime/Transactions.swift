@@ -28,6 +28,9 @@ final class Transactions: Sendable {
     /// Whether the open transaction holds records (a timer's output, say) though no offset
     /// moved: it must commit anyway, or it would block read_committed readers until the broker
     /// aborts it.
+    /// Why the open transaction cannot commit any more, once a send met it.
+    var brokenBy: KafkaError? { records.transactionError }
+
     var holdsRecords: Bool { state.withLock { $0.open && records.queuedCount != $0.queuedAtBegin } }
 
     var counts: TransactionCounts { state.withLock { $0.counts } }
