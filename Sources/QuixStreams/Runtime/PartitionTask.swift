@@ -53,6 +53,8 @@ final class PartitionTask: Sendable {
     /// Processes messages of this partition in offset order. Throws `ConsumerStoppedAtFailure`
     /// when the failure handler says stop: the failed package is not counted as processed.
     func process(_ messages: ArraySlice<KafkaMessage>) async throws {
+        // Exactly-once: after a failed transaction nothing more is processed (or sent).
+        if let failure = consumer.checkpointer.transactions?.failure { throw failure }
         for message in messages {
             let (skip, checkResume) = progress.withLock { progress -> (Bool, Bool) in
                 if let floor = progress.floor {
@@ -75,8 +77,9 @@ final class PartitionTask: Sendable {
                 let failed = await handle(package)
                 // Exactly-once: a send that met a broken transaction is no failure of the
                 // package's; the transaction is aborted and the consumer stops.
-                if failed != nil, let broken = consumer.checkpointer.transactions?.brokenBy {
-                    throw TransactionFailure("a record could not be sent in the transaction", broken)
+                if failed != nil, let transactions = consumer.checkpointer.transactions {
+                    if let failure = transactions.failure { throw failure }
+                    if let broken = transactions.brokenBy { throw TransactionFailure("a record could not be sent in the transaction", broken) }
                 }
                 if let failure = failed,
                     // What the failure handler sends (a dead letter) belongs to the package too.

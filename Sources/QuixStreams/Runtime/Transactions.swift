@@ -17,6 +17,8 @@ final class Transactions: Sendable {
         var counts = TransactionCounts()
         /// `records.queuedCount` when the open transaction began.
         var queuedAtBegin = 0
+        /// Why the transactions ended, once one failed: nothing may be sent or processed after.
+        var failure: TransactionFailure?
     }
 
     init(producer: RecordProducer, consumer: KafkaConsumer) {
@@ -28,6 +30,17 @@ final class Transactions: Sendable {
     /// Whether the open transaction holds records (a timer's output, say) though no offset
     /// moved: it must commit anyway, or it would block read_committed readers until the broker
     /// aborts it.
+    /// The failure that ended the transactions, if one did.
+    var failure: TransactionFailure? { state.withLock { $0.failure } }
+
+    private func failed(_ failure: TransactionFailure) -> TransactionFailure {
+        state.withLock { state in
+            state.open = false
+            if state.failure == nil { state.failure = failure }
+        }
+        return failure
+    }
+
     /// Why the open transaction cannot commit any more, once a send met it.
     var brokenBy: KafkaError? { records.transactionError }
 
@@ -42,7 +55,7 @@ final class Transactions: Sendable {
             try await producer.initTransactions()
             try producer.beginTransaction()
         } catch {
-            throw TransactionFailure("the transactional producer could not start", error)
+            throw failed(TransactionFailure("the transactional producer could not start", error))
         }
         began()
     }
@@ -58,7 +71,7 @@ final class Transactions: Sendable {
         } catch {
             state.withLock { $0.open = false }
             let aborted = await abort(after: error)
-            throw TransactionFailure(aborted ? "the transaction was aborted" : "the transaction failed and could not be aborted", error)
+            throw failed(TransactionFailure(aborted ? "the transaction was aborted" : "the transaction failed and could not be aborted", error))
         }
         state.withLock { state in
             state.open = false
@@ -69,7 +82,7 @@ final class Transactions: Sendable {
         do {
             try producer.beginTransaction()
         } catch {
-            throw TransactionFailure("the next transaction could not begin", error)
+            throw failed(TransactionFailure("the next transaction could not begin", error))
         }
         began()
     }
