@@ -41,17 +41,10 @@ struct ExactlyOnceConsumerTests {
 
         let second = try copier(cluster, id: "abort-\(group)", group: group)
         let run = Task { try await second.run() }
-        let probe = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: group))
-        let inputs = [TopicPartition("in", 0), TopicPartition("in", 1)]
-        let total = try await inputs.asyncSum { try await probe.watermarks($0).high }
-        let deadline = ContinuousClock.now + .seconds(60)
-        while try await probe.committed(inputs).reduce(0, { $0 + max($1.offset, 0) }) < total, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let (committed, total) = try await waitUntilCommitted(cluster, group: group)
         await second.close()
         try await run.value
-        #expect(try await probe.committed(inputs).reduce(0, { $0 + max($1.offset, 0) }) == total, "the successor committed every input offset")
-        await probe.close()
+        #expect(committed == total, "the successor committed every input offset")
     }
 
     @Test("what a timer sends with no new input (an idle stream's end) is committed at the next checkpoint, not left open")
@@ -108,26 +101,28 @@ struct ExactlyOnceConsumerTests {
         let consumer = try copier(cluster, id: "copier-\(group)", group: group)
         #expect(consumer.isExactlyOnce)
         let run = Task { try await consumer.run() }
-        let deadline = ContinuousClock.now + .seconds(60)
-        let probe = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: group))
-        let inputs = [TopicPartition("in", 0), TopicPartition("in", 1)]
-        let total = try await inputs.asyncSum { try await probe.watermarks($0).high }
-        while try await probe.committed(inputs).reduce(0, { $0 + max($1.offset, 0) }) < total, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let (committed, total) = try await waitUntilCommitted(cluster, group: group)
         await consumer.close()
         try await run.value
         let counts = try #require(consumer.transactionCounts)
         #expect(counts.committed > 0 && counts.aborted == 0, "\(counts)")
-        #expect(try await probe.committed(inputs).reduce(0, { $0 + max($1.offset, 0) }) == total, "every input offset committed")
-        await probe.close()
+        #expect(committed == total, "every input offset committed")
     }
-}
 
-extension Array {
-    fileprivate func asyncSum(_ value: (Element) async throws -> Int64) async rethrows -> Int64 {
+    /// Waits (60 s at most) until `group` has committed every offset of `in`; returns what it
+    /// committed and the input's end, both summed over the partitions.
+    private func waitUntilCommitted(_ cluster: MockCluster, group: String) async throws -> (committed: Int64, total: Int64) {
+        let probe = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: group))
+        let inputs = [TopicPartition("in", 0), TopicPartition("in", 1)]
         var total: Int64 = 0
-        for element in self { total += try await value(element) }
-        return total
+        for input in inputs { total += try await probe.watermarks(input).high }
+        let deadline = ContinuousClock.now + .seconds(60)
+        var committed = try await probe.committed(inputs).reduce(0) { $0 + max($1.offset, 0) }
+        while committed < total, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            committed = try await probe.committed(inputs).reduce(0) { $0 + max($1.offset, 0) }
+        }
+        await probe.close()
+        return (committed, total)
     }
 }

@@ -125,18 +125,10 @@ final class Checkpointer: Sendable {
         }
         // The state of every partition in one job of the state thread.
         let stateful = cuts.filter { $0.task.state != nil && (stores?.changelog == nil || markers[$0.task.partition] != nil) }
-        let outcomes = await commitState(stateful, markers: markers)
+        let (written, stateFailure) = await writeState(stateful, markers: markers)
+        firstFailure = firstFailure ?? stateFailure
         var committable: [TopicPartition: Int64] = [:]
-        for cut in cuts where cut.task.state == nil { committable[cut.task.partition] = cut.offset }
-        for (cut, outcome) in zip(stateful, outcomes) {
-            switch outcome {
-            case .success: committable[cut.task.partition] = cut.offset
-            case .failure(let error):
-                stateFailed(cut.task.partition, error)
-                firstFailure = firstFailure ?? error
-            }
-        }
-        resumeRecovered(Set(committable.keys))
+        for cut in cuts where cut.task.state == nil || written.contains(cut.task.partition) { committable[cut.task.partition] = cut.offset }
         guard !committable.isEmpty else {
             if strict, let firstFailure { throw firstFailure }
             return []
@@ -184,7 +176,25 @@ final class Checkpointer: Sendable {
         return committed != offset || task.state?.hasPendingChanges(before: offset) == true || failing != nil
     }
 
-    func commitState(_ cuts: [Cut], markers: [TopicPartition: ChangelogWriter.Marker]) async -> [Result<Void, any Error>] {
+    /// Writes the cuts' state changes and checkpoints to LMDB, all in one job of the state
+    /// thread. A partition whose write fails is paused and retried with backoff; one that
+    /// succeeds after failing resumes. Returns the partitions written and the first failure.
+    func writeState(_ cuts: [Cut], markers: [TopicPartition: ChangelogWriter.Marker]) async -> (written: Set<TopicPartition>, failure: (any Error)?) {
+        var written: Set<TopicPartition> = []
+        var failure: (any Error)?
+        for (cut, outcome) in zip(cuts, await commitState(cuts, markers: markers)) {
+            switch outcome {
+            case .success: written.insert(cut.task.partition)
+            case .failure(let error):
+                stateFailed(cut.task.partition, error)
+                failure = failure ?? error
+            }
+        }
+        resumeRecovered(written)
+        return (written, failure)
+    }
+
+    private func commitState(_ cuts: [Cut], markers: [TopicPartition: ChangelogWriter.Marker]) async -> [Result<Void, any Error>] {
         guard !cuts.isEmpty else { return [] }
         var changelogOffsets: [Int64?] = []
         for cut in cuts {
@@ -214,7 +224,7 @@ final class Checkpointer: Sendable {
 
     /// A state checkpoint failed: pause the partition's input (processing more would only pile up
     /// changes that cannot be written) and retry with backoff.
-    func stateFailed(_ partition: TopicPartition, _ error: any Error) {
+    private func stateFailed(_ partition: TopicPartition, _ error: any Error) {
         let attempts = state.withLock { state -> Int in
             let now = ContinuousClock.now
             var failing = state.failing[partition] ?? Failing(error: error, since: now, attempts: 0, nextAttempt: now)
@@ -230,7 +240,7 @@ final class Checkpointer: Sendable {
         report(error, "the state checkpoint of \(partition) (its input is paused and it is retried; its offsets are not committed until it succeeds)")
     }
 
-    func resumeRecovered(_ partitions: Set<TopicPartition>) {
+    private func resumeRecovered(_ partitions: Set<TopicPartition>) {
         let recovered = state.withLock { state in
             let recovered = state.failing.keys.filter { partitions.contains($0) }
             for partition in recovered { state.failing[partition] = nil }

@@ -27,15 +27,11 @@ final class Transactions: Sendable {
         self.consumer = consumer
     }
 
-    /// Whether the open transaction holds records (a timer's output, say) though no offset
-    /// moved: it must commit anyway, or it would block read_committed readers until the broker
-    /// aborts it.
     /// The failure that ended the transactions, if one did.
     var failure: TransactionFailure? { state.withLock { $0.failure } }
 
     private func failed(_ failure: TransactionFailure) -> TransactionFailure {
         state.withLock { state in
-            state.open = false
             if state.failure == nil { state.failure = failure }
         }
         return failure
@@ -44,6 +40,9 @@ final class Transactions: Sendable {
     /// Why the open transaction cannot commit any more, once a send met it.
     var brokenBy: KafkaError? { records.transactionError }
 
+    /// Whether the open transaction holds records (a timer's output, say) though no offset
+    /// moved: it must commit anyway, or it would block read_committed readers until the broker
+    /// aborts it.
     var holdsRecords: Bool { state.withLock { $0.open && records.queuedCount != $0.queuedAtBegin } }
 
     var counts: TransactionCounts { state.withLock { $0.counts } }
@@ -64,7 +63,6 @@ final class Transactions: Sendable {
     /// unless `final`, begins the next. On failure the transaction is aborted where librdkafka
     /// allows it, and the error says so: nothing of it reaches a read_committed reader.
     func commit(_ offsets: [TopicPartitionOffset], final: Bool) async throws {
-        let started = ContinuousClock.now
         do {
             if !offsets.isEmpty { try await producer.sendOffsetsToTransaction(offsets, group: try consumer.groupMetadata()) }
             try await producer.commitTransaction()
@@ -76,7 +74,6 @@ final class Transactions: Sendable {
         state.withLock { state in
             state.open = false
             state.counts.committed += 1
-            state.counts.lastCommitDuration = ContinuousClock.now - started
         }
         guard !final else { return }
         do {
@@ -122,8 +119,6 @@ final class Transactions: Sendable {
 public struct TransactionCounts: Sendable, Hashable {
     public var committed = 0
     public var aborted = 0
-    /// How long the last commit took (offsets sent, records acknowledged, transaction committed).
-    public var lastCommitDuration: Duration = .zero
 
     public init() {}
 }
@@ -255,20 +250,9 @@ extension Checkpointer {
         }
         // Committed: every record is acknowledged, so each marker knows its offset. The state
         // follows the transaction; a crash before this restores it from the changelog.
-        let stateful = cuts.filter { $0.task.state != nil }
-        var firstFailure: (any Error)?
-        var written: Set<TopicPartition> = []
-        for (cut, outcome) in zip(stateful, await commitState(stateful, markers: markers)) {
-            switch outcome {
-            case .success: written.insert(cut.task.partition)
-            case .failure(let error):
-                stateFailed(cut.task.partition, error)
-                firstFailure = firstFailure ?? error
-            }
-        }
-        resumeRecovered(written)
+        let (_, stateFailure) = await writeState(cuts.filter { $0.task.state != nil }, markers: markers)
         recordCommitted(Dictionary(uniqueKeysWithValues: offsets.map { ($0.topicPartition, $0.offset) }))
-        if strict, let firstFailure { throw firstFailure }
+        if strict, let stateFailure { throw stateFailure }
         return offsets
     }
 }
