@@ -42,7 +42,8 @@ final class DevelopmentBroker: Service {
             """)
         var topics: Set<String> = []
         for (_, pipeline) in pipelines {
-            topics.formUnion([pipeline.input.topic, pipeline.output.topic])
+            topics.insert(pipeline.input.topic)
+            topics.formUnion(pipeline.outputs.map(\.topic))
             if let topic = pipeline.onError.topic { topics.insert(topic) }
         }
         for topic in topics.sorted() { try cluster.createTopic(topic, partitions: MockCluster.defaultPartitions) }
@@ -76,8 +77,7 @@ final class DevelopmentBroker: Service {
 
     /// Readers that print every output topic's rows and events, one line each.
     private func outputReaders() -> [TopicConsumer] {
-        pipelines.compactMap { _, pipeline in
-            let output = pipeline.output
+        pipelines.flatMap { _, pipeline in pipeline.outputs.map { (pipeline, $0) } }.compactMap { pipeline, output in
             guard let consumer = try? TopicConsumer(
                 client: client, topic: output.topic, group: nil, startFrom: .earliest, decoder: MessageFormats.decoder(for: output.format))
             else { return nil }

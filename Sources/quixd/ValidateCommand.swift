@@ -24,7 +24,7 @@ struct Validate: ParsableCommand {
         for file in files {
             do {
                 let pipeline = try PipelineLoader.load(file: file, overrides: overrides, stages: compiledStages)
-                print("\(file): ok (pipeline \(pipeline.name): \(pipeline.input.topic) → \(pipeline.stages.count) stages → \(pipeline.output.topic))")
+                print("\(file): ok (pipeline \(pipeline.name): \(pipeline.input.topic) → \(pipeline.stages.count) stages → \(pipeline.outputs.map(\.topic).joined(separator: ", ")))")
             } catch {
                 failed = true
                 for mistake in error.errors { report(mistake.description) }

@@ -58,7 +58,7 @@ struct PipelineValidationTests {
         #expect(pipeline.name == "gforce" && pipeline.input.topic == "telemetry" && pipeline.input.consumerGroup == "gforce")
         #expect(pipeline.stages.map(\.uses) == ["compute", "rolling", "speeding-ticket"])
         #expect(pipeline.stages[0].options["expression"]?.kind == .scalar("abs(gForceX) + abs(gForceY) + abs(gForceZ)"))
-        #expect(pipeline.output.buffer == Pipeline.Buffer(packetSize: 100, timeSpan: .milliseconds(100), timeout: .seconds(1)))
+        #expect(pipeline.outputs[0].buffer == Pipeline.Buffer(packetSize: 100, timeSpan: .milliseconds(100), timeout: .seconds(1)))
         #expect(pipeline.delivery == .atLeastOnce && pipeline.checkpointInterval == .seconds(1) && pipeline.changelog)
         #expect(pipeline.onError == Pipeline.ErrorPolicy(kind: .deadLetter, topic: "telemetry-dlq"))
     }
@@ -123,7 +123,7 @@ struct PipelineValidationTests {
         let text = broken("    topic: telemetry\n", "    topic: ${INPUT_TOPIC}\n").replacingOccurrences(
             of: "topic: telemetry-enriched", with: "topic: ${OUTPUT_TOPIC:enriched}-${REGION:eu}")
         let pipeline = try PipelineLoader.parse(text, file: "p.yaml", environment: ["INPUT_TOPIC": "cars", "REGION": "us"], stages: registry)
-        #expect(pipeline.input.topic == "cars" && pipeline.output.topic == "enriched-us")
+        #expect(pipeline.input.topic == "cars" && pipeline.outputs[0].topic == "enriched-us")
         #expect(errors(text) == [
             "p.yaml:7:12: spec.input.topic: environment variable INPUT_TOPIC is not set and has no default; set it or write ${INPUT_TOPIC:default}"
         ])
@@ -142,7 +142,7 @@ struct PipelineValidationTests {
             ], stages: registry)
         #expect(pipeline.input.topic == "cars" && pipeline.delivery == .exactlyOnce)
         #expect(pipeline.stages[1].options["window"]?.kind == .scalar("30s"))
-        #expect(pipeline.output.buffer == Pipeline.Buffer(packetSize: 5, timeSpan: nil, timeout: nil), "a later --set replaces the whole buffer")
+        #expect(pipeline.outputs[0].buffer == Pipeline.Buffer(packetSize: 5, timeSpan: nil, timeout: nil), "a later --set replaces the whole buffer")
         #expect(throws: Never.self) { try PipelineLoader.parse(example, file: "p.yaml", overrides: ["spec.output.buffer.timeout=2s"], stages: registry) }
 
         func failures(_ overrides: [String]) -> [String] {

@@ -1,10 +1,11 @@
 /// A pipeline file (`kind: Pipeline`, `apiVersion: quixd/v1`): read one topic, run stages per
-/// stream, write one topic. See DESIGN.md "quixd: files it reads".
+/// stream, write to one or more routed outputs. See docs/pipelines.md.
 public struct Pipeline: Sendable, Hashable {
     public var name: String
     public var input: Input
     public var stages: [Stage]
-    public var output: Output
+    /// Where rows go: each row to every output whose `when` holds (`spec.output` is a list of one).
+    public var outputs: [Output]
     public var delivery: Delivery
     /// How often offsets and state are checkpointed.
     public var checkpointInterval: Duration
@@ -38,9 +39,24 @@ public struct Pipeline: Sendable, Hashable {
     }
 
     public struct Output: Sendable, Hashable {
+        /// Names the output in metrics and in `quixd test` expectations (`main` for `spec.output`).
+        public var id: String
         public var topic: String
         public var format: DataFormat
         public var buffer: Buffer
+        /// A boolean row expression: the rows this output takes (nil: every row).
+        public var when: Expression?
+        /// Whether the output takes the events stages pass on.
+        public var events: Bool
+
+        public init(id: String = "main", topic: String, format: DataFormat = .quix, buffer: Buffer = Buffer(), when: Expression? = nil, events: Bool = true) {
+            self.id = id
+            self.topic = topic
+            self.format = format
+            self.buffer = buffer
+            self.when = when
+            self.events = events
+        }
     }
 
     /// Output buffering: the 0.5 time-series buffer's conditions.
@@ -48,6 +64,12 @@ public struct Pipeline: Sendable, Hashable {
         public var packetSize: Int?
         public var timeSpan: Duration?
         public var timeout: Duration?
+
+        public init(packetSize: Int? = nil, timeSpan: Duration? = nil, timeout: Duration? = nil) {
+            self.packetSize = packetSize
+            self.timeSpan = timeSpan
+            self.timeout = timeout
+        }
     }
 
     public enum DataFormat: String, Sendable, Hashable, CaseIterable {

@@ -75,15 +75,20 @@ public final class PipelineRunner: Sendable {
             startFrom: pipeline.input.startFrom == .earliest ? .earliest : .latest,
             commit: CommitOptions(everyPackages: 10_000, interval: pipeline.checkpointInterval), state: state,
             decoder: MessageFormats.decoder(for: pipeline.input.format), groupInstanceID: groupInstanceID)
-        output = pipeline.output.format == .quix
-            ? try QuixOutput(client: client, output: pipeline.output)
-            : try RecordOutput(client: client, output: pipeline.output)
+        var sinks: [any PipelineOutput] = []
+        for declared in pipeline.outputs {
+            let sink: any PipelineOutput =
+                declared.format == .quix ? try QuixOutput(client: client, output: declared) : try RecordOutput(client: client, output: declared)
+            if let record = metrics?.producedRecorder(pipeline: pipeline.name, topic: declared.topic) {
+                // Every Kafka message of the output, whatever its format (a split package's parts each).
+                sink.onSent { bytes in record(1, bytes) }
+            }
+            sinks.append(sink)
+        }
+        let routes = OutputRoutes(pipeline.outputs)
+        output = sinks.count == 1 && !routes.outputs[0].isSelective ? sinks[0] : RoutedOutput(routes: routes, sinks: sinks)
         failures = try FailurePolicy(pipeline: pipeline, client: client, metrics: metrics, logger: logger)
         metrics?.register(pipeline: pipeline.name)
-        if let record = metrics?.producedRecorder(pipeline: pipeline.name, topic: pipeline.output.topic) {
-            // Every Kafka message of the output, whatever its format (a split package's parts each).
-            output.onSent { bytes in record(1, bytes) }
-        }
         attachHandlers()
     }
 
@@ -127,7 +132,7 @@ public final class PipelineRunner: Sendable {
         logger.info(
             "pipeline started",
             metadata: [
-                "input": "\(pipeline.input.topic)", "group": "\(pipeline.input.consumerGroup)", "output": "\(pipeline.output.topic)",
+                "input": "\(pipeline.input.topic)", "group": "\(pipeline.input.consumerGroup)", "outputs": "\(pipeline.outputs.map(\.topic).joined(separator: ","))",
                 "stages": "\(pipeline.stages.map(\.id).joined(separator: ","))",
             ])
         do {

@@ -15,6 +15,7 @@ import Yams
 ///               - { timestamp: 1s, id: door, value: open }
 ///         expect:                     # per stream, in order; only the columns named are compared
 ///           - stream: car-1
+///             output: alerts          # optional: what that output takes (else what the stages pass on)
 ///             rows:
 ///               - { timestamp: 0s, gForceTotal: 1.75 }
 ///             events:
@@ -40,6 +41,8 @@ public struct PipelineTestSuite: Sendable {
 
     struct Expectation: Sendable {
         var stream: String
+        /// The id of the output whose rows and events are compared; nil: the stages' result.
+        var output: String?
         var rows: [[String: Cell]]?
         var events: [ExpectedEvent]?
     }
@@ -88,10 +91,17 @@ public struct PipelineTestSuite: Sendable {
     /// Runs every test; returns the report lines and whether all passed.
     public func run(_ pipeline: Pipeline, file pipelineFile: String, registry: StageRegistry) throws -> (lines: [String], passed: Bool) {
         let chain = try StageChain(pipeline, file: pipelineFile, registry: registry)
+        let routes = OutputRoutes(pipeline.outputs)
+        for test in tests {
+            for expectation in test.expect where expectation.output != nil && !routes.outputs.contains(where: { $0.id == expectation.output }) {
+                throw StageError(
+                    "\(file): test \(test.name): no output \"\(expectation.output!)\"; the pipeline's outputs: \(routes.outputs.map(\.id).joined(separator: ", "))")
+            }
+        }
         var lines: [String] = []
         var passed = true
         for test in tests {
-            let differences = try run(test, chain)
+            let differences = try run(test, chain, routes)
             if differences.isEmpty {
                 lines.append("ok   \(test.name)")
             } else {
@@ -103,13 +113,20 @@ public struct PipelineTestSuite: Sendable {
         return (lines, passed)
     }
 
-    private func run(_ test: TestCase, _ chain: StageChain) throws -> [String] {
+    private func run(_ test: TestCase, _ chain: StageChain, _ routes: OutputRoutes) throws -> [String] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quixd-test-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let state = try LocalState(directory: directory)
         var contexts: [String: StreamContexts] = [:]
-        var frames: [String: [TimeseriesFrame]] = [:]
-        var events: [String: [EventData]] = [:]
+        // By output id ("" for the stages' result), then stream.
+        var frames: [String: [String: [TimeseriesFrame]]] = [:]
+        var events: [String: [String: [EventData]]] = [:]
+        func emit(_ passed: [EventData], _ stream: String) {
+            events["", default: [:]][stream, default: []] += passed
+            for (index, output) in routes.outputs.enumerated() where routes.takesEvents(index) {
+                events[output.id, default: [:]][stream, default: []] += passed
+            }
+        }
         var differences: [String] = []
         for input in test.input {
             let id = input.stream
@@ -118,29 +135,34 @@ public struct PipelineTestSuite: Sendable {
             for row in input.rows {
                 do {
                     let result = try chain.process(Self.frame(row), streamContexts)
-                    if result.rowCount > 0 { frames[id, default: []].append(result) }
+                    if result.rowCount > 0 {
+                        frames["", default: [:]][id, default: []].append(result)
+                        for (index, rows) in routes.route(result) { frames[routes.outputs[index].id, default: [:]][id, default: []].append(rows) }
+                    }
                 } catch {
                     differences.append("stream \(id): \(error)")
                 }
-                events[id, default: []] += streamContexts.emitted.take().events
+                emit(streamContexts.emitted.take().events, id)
             }
             for event in input.events {
                 do {
-                    if let passed = try chain.process(event, streamContexts) { events[id, default: []].append(passed) }
+                    if let passed = try chain.process(event, streamContexts) { emit([passed], id) }
                 } catch {
                     differences.append("stream \(id): \(error)")
                 }
-                events[id, default: []] += streamContexts.emitted.take().events
+                emit(streamContexts.emitted.take().events, id)
             }
         }
         try state.checkpoint(offset: 0)
         for expectation in test.expect {
             let id = expectation.stream
+            let output = expectation.output ?? ""
+            let label = expectation.output.map { "\(id) → \($0)" } ?? id
             if let rows = expectation.rows {
-                differences += Self.compare(rows: rows, TimeseriesFrame.concatenate(frames[id] ?? []), stream: id)
+                differences += Self.compare(rows: rows, TimeseriesFrame.concatenate(frames[output]?[id] ?? []), stream: label)
             }
             if let expected = expectation.events {
-                differences += Self.compare(events: expected, events[id] ?? [], stream: id)
+                differences += Self.compare(events: expected, events[output]?[id] ?? [], stream: label)
             }
         }
         for expected in test.state {
@@ -244,7 +266,7 @@ public struct PipelineTestSuite: Sendable {
                         valueContains: event["valueContains"] as? String)
                 }
             }
-            return Expectation(stream: stream, rows: rows, events: events)
+            return Expectation(stream: stream, output: item["output"].map { "\($0)" }, rows: rows, events: events)
         }
         let state = try (entry["state"] as? [[String: Any]] ?? []).map { item -> StateExpectation in
             guard let stream = item["stream"].map({ "\($0)" }), let stage = item["stage"] as? String, let key = item["key"].map({ "\($0)" }) else {

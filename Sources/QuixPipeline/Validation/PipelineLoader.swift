@@ -53,12 +53,12 @@ public enum PipelineLoader {
         }
         guard let specNode = top["spec"],
             let spec = reader.mapping(
-                specNode, "spec", allowed: ["input", "stages", "output", "delivery", "checkpoint", "state", "onError"],
-                required: ["input", "stages", "output"])
+                specNode, "spec", allowed: ["input", "stages", "output", "outputs", "delivery", "checkpoint", "state", "onError"],
+                required: ["input", "stages"])
         else { return nil }
         let input = spec["input"].flatMap { readInput($0, name, &reader) }
         let stages = spec["stages"].flatMap { readStages($0, registry, &reader) }
-        let output = spec["output"].flatMap { readOutput($0, &reader) }
+        let outputs = readOutputs(spec, specNode, &reader)
         let delivery = spec["delivery"].map { reader.choice($0, "spec.delivery", Pipeline.Delivery.self) } ?? .atLeastOnce
         var interval: Duration? = .seconds(1)
         if let node = spec["checkpoint"], let checkpoint = reader.mapping(node, "spec.checkpoint", allowed: ["interval"]) {
@@ -77,9 +77,9 @@ public enum PipelineLoader {
         if let node = spec["onError"] {
             onError = readErrorPolicy(node, &reader)
         }
-        guard let name, let input, let stages, let output, let delivery, let interval, let changelog, let onError else { return nil }
+        guard let name, let input, let stages, let outputs, let delivery, let interval, let changelog, let onError else { return nil }
         return Pipeline(
-            name: name, input: input, stages: stages, output: output, delivery: delivery, checkpointInterval: interval,
+            name: name, input: input, stages: stages, outputs: outputs, delivery: delivery, checkpointInterval: interval,
             changelog: changelog, onError: onError)
     }
 
@@ -142,25 +142,79 @@ public enum PipelineLoader {
         return complete && !items.isEmpty ? stages : nil
     }
 
-    private static func readOutput(_ node: Node, _ reader: inout NodeReader) -> Pipeline.Output? {
-        guard let output = reader.mapping(node, "spec.output", allowed: ["topic", "format", "buffer"], required: ["topic"]) else { return nil }
-        let topic = output["topic"].flatMap { reader.nonEmptyString($0, "spec.output.topic") }
-        let format = output["format"].map { reader.choice($0, "spec.output.format", Pipeline.DataFormat.self) } ?? .quix
+    /// `spec.output` (one output, id `main`) or `spec.outputs` (a list, each with its own id),
+    /// not both; topics and ids unique.
+    private static func readOutputs(_ spec: [String: Node], _ specNode: Node, _ reader: inout NodeReader) -> [Pipeline.Output]? {
+        switch (spec["output"], spec["outputs"]) {
+        case (nil, nil):
+            reader.fail(specNode, "spec.output", "missing; a pipeline needs spec.output, or a list of routed outputs in spec.outputs")
+            return nil
+        case (let single?, nil):
+            return readOutput(single, "spec.output", id: "main", &reader).map { [$0] }
+        case (nil, let list?):
+            guard let items = reader.sequence(list, "spec.outputs") else { return nil }
+            if items.isEmpty { reader.fail(list, "spec.outputs", "expected at least one output") }
+            var outputs: [Pipeline.Output] = []
+            var complete = !items.isEmpty
+            for (index, item) in items.enumerated() {
+                let path = "spec.outputs[\(index)]"
+                guard let output = readOutput(item, path, id: nil, &reader) else {
+                    complete = false
+                    continue
+                }
+                if let earlier = outputs.first(where: { $0.id == output.id }) {
+                    reader.fail(item["id"] ?? item, "\(path).id", "\"\(output.id)\" is the id of an earlier output (topic \(earlier.topic)); ids must be unique")
+                    complete = false
+                }
+                if let earlier = outputs.first(where: { $0.topic == output.topic }) {
+                    reader.fail(
+                        item["topic"] ?? item, "\(path).topic", "\"\(output.topic)\" is also output \(earlier.id)'s topic; two outputs would write one stream twice")
+                    complete = false
+                }
+                outputs.append(output)
+            }
+            return complete ? outputs : nil
+        case (_?, let list?):
+            reader.fail(list, "spec.outputs", "spec.output and spec.outputs are both given; keep one (spec.output is a list of one)")
+            return nil
+        }
+    }
+
+    private static func readOutput(_ node: Node, _ path: String, id defaultID: String?, _ reader: inout NodeReader) -> Pipeline.Output? {
+        guard
+            let output = reader.mapping(
+                node, path, allowed: ["id", "topic", "format", "buffer", "when", "events"], required: defaultID == nil ? ["id", "topic"] : ["topic"])
+        else { return nil }
+        let id = output["id"].map { reader.nonEmptyString($0, "\(path).id") } ?? defaultID
+        let topic = output["topic"].flatMap { reader.nonEmptyString($0, "\(path).topic") }
+        let format = output["format"].map { reader.choice($0, "\(path).format", Pipeline.DataFormat.self) } ?? .quix
+        let events = output["events"].map { reader.bool($0, "\(path).events") } ?? true
+        var when: Expression?? = .some(nil)
+        if let node = output["when"], let text = reader.nonEmptyString(node, "\(path).when") {
+            do {
+                when = try Expression(text, expecting: .boolean)
+            } catch {
+                reader.fail(node, "\(path).when", "\(error)")
+                when = nil
+            }
+        } else if output["when"] != nil {
+            when = nil
+        }
         var buffer: Pipeline.Buffer? = Pipeline.Buffer()
         if let bufferNode = output["buffer"],
-            let entries = reader.mapping(bufferNode, "spec.output.buffer", allowed: ["packetSize", "timeSpan", "timeout"])
+            let entries = reader.mapping(bufferNode, "\(path).buffer", allowed: ["packetSize", "timeSpan", "timeout"])
         {
-            let packetSize = entries["packetSize"].map { reader.int($0, "spec.output.buffer.packetSize", in: 1...1_000_000) }
-            let timeSpan = entries["timeSpan"].map { reader.duration($0, "spec.output.buffer.timeSpan") }
-            let timeout = entries["timeout"].map { reader.duration($0, "spec.output.buffer.timeout") }
+            let packetSize = entries["packetSize"].map { reader.int($0, "\(path).buffer.packetSize", in: 1...1_000_000) }
+            let timeSpan = entries["timeSpan"].map { reader.duration($0, "\(path).buffer.timeSpan") }
+            let timeout = entries["timeout"].map { reader.duration($0, "\(path).buffer.timeout") }
             if packetSize == .some(nil) || timeSpan == .some(nil) || timeout == .some(nil) {
                 buffer = nil
             } else {
                 buffer = Pipeline.Buffer(packetSize: packetSize ?? nil, timeSpan: timeSpan ?? nil, timeout: timeout ?? nil)
             }
         }
-        guard let topic, let format, let buffer else { return nil }
-        return Pipeline.Output(topic: topic, format: format, buffer: buffer)
+        guard let id, let topic, let format, let events, let when, let buffer else { return nil }
+        return Pipeline.Output(id: id, topic: topic, format: format, buffer: buffer, when: when, events: events)
     }
 
     private static func readErrorPolicy(_ node: Node, _ reader: inout NodeReader) -> Pipeline.ErrorPolicy? {
