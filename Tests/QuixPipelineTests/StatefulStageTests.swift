@@ -3,55 +3,6 @@ import Foundation
 import QuixStreams
 import Testing
 
-private let s: Int64 = 1_000_000_000
-
-/// A new, empty state directory.
-private func scratchDirectory() throws -> String {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("stateful-stage-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url.path
-}
-
-private func remove(_ directory: String) {
-    try? FileManager.default.removeItem(atPath: directory)
-}
-
-/// What stage `stage` sees of `stream` in `local`.
-private func makeContext(_ local: LocalState, stream: String = "A", stage: String = "s") -> StageContext {
-    StageContext(pipeline: "p", stage: stage, streamID: stream, state: { store in local.stream(stream, store: store) }, emitted: EmittedEffects())
-}
-
-/// The stage a pipeline file declares with `uses` and these scalar options.
-private func make(_ uses: String, _ options: [String: String]) throws -> any Stage {
-    try make(uses, options.mapValues { ConfigValue(.scalar($0), line: 1, column: 1) })
-}
-
-private func make(_ uses: String, _ options: [String: ConfigValue]) throws -> any Stage {
-    try StageRegistry.builtIn.make(Pipeline.Stage(id: "s", uses: uses, options: options), file: "p.yaml", path: "spec.stages[0]")
-}
-
-/// A scalar option written at this line, column 11.
-private func value(_ text: String, _ line: Int) -> ConfigValue { ConfigValue(.scalar(text), line: line, column: 11) }
-
-private func list(_ items: [String]) -> ConfigValue {
-    ConfigValue(.list(items.map { ConfigValue(.scalar($0), line: 1, column: 1) }), line: 1, column: 1)
-}
-
-/// A frame of rows at these seconds (after `base` ns), with column x.
-private func frame(_ seconds: [Int64], _ x: [Double?], base: Int64 = 0) -> TimeseriesFrame {
-    var frame = TimeseriesFrame(timestamps: seconds.map { base + $0 * s })
-    frame["x"] = NumericColumn(x)
-    return frame
-}
-
-private func cells(_ frame: TimeseriesFrame, _ name: String) -> [Double?] {
-    frame[name].map { Array($0) } ?? []
-}
-
-private func cells(_ frames: [TimeseriesFrame], _ name: String) -> [Double?] {
-    frames.flatMap { cells($0, name) }
-}
-
 @Suite("stateful stages")
 struct StatefulStageTests {
     // MARK: rolling
@@ -260,6 +211,11 @@ struct StatefulStageTests {
             ("window", ["size": "10s", "grace": "2s", "column": "x", "aggregates": "sum"], "x_sum", [63, 1472, 2560, 12288]),
             ("window", ["type": "hopping", "size": "10s", "step": "5s", "grace": "1s", "column": "x", "aggregates": "sum"], "x_sum", nil),
             ("window", ["type": "sliding", "size": "5s", "grace": "1s", "column": "x", "aggregates": "sum"], "x_sum", nil),
+            ("window", ["type": "session", "gap": "3s", "grace": "1s", "column": "x", "aggregates": "sum"], "x_sum", nil),
+            ("window", ["type": "tumbling", "size": "3", "column": "x", "aggregates": "sum"], "x_sum", [7, 56, 448, 3584, 12289]),
+            ("window", ["type": "hopping", "size": "4", "step": "2", "column": "x", "aggregates": "sum"], "x_sum", nil),
+            ("window", ["type": "tumbling", "size": "10s", "column": "x", "aggregates": "sum", "emit": "current"], "x_sum", nil),
+            ("window", ["type": "session", "gap": "3s", "column": "x", "aggregates": "sum", "emit": "current"], "x_sum", nil),
             ("rolling", ["column": "x", "window": "4s", "aggregate": "sum"], "x_sum", nil),
             ("rolling", ["column": "x", "window": "3", "aggregate": "max"], "x_max", nil),
             ("cumulative", ["column": "x"], "x_cumulative_sum", nil),
@@ -352,7 +308,7 @@ struct StatefulStageTests {
             ),
             (
                 "window", ["type": value("tumblin", 8), "size": value("10s", 9), "column": value("x", 11)],
-                [#"p.yaml:8:11: spec.stages[0].with.type: expected one of tumbling | hopping | sliding, found "tumblin"; did you mean "tumbling"?"#]
+                [#"p.yaml:8:11: spec.stages[0].with.type: expected one of tumbling | hopping | sliding | session, found "tumblin"; did you mean "tumbling"?"#]
             ),
             (
                 "window", ["size": value("0s", 9), "grace": value("-1s", 10), "column": value("x", 11)],

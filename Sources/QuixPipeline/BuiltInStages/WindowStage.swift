@@ -1,9 +1,13 @@
 import QuixStreams
 
-/// `window`: aggregates a numeric column over windows of data time and passes on one row per
-/// window once it is closed — and nothing else (an empty frame when no window closed).
+/// `window`: aggregates a numeric column over windows of data time (or of row counts) and passes
+/// on one row per window once it is closed — and nothing else (an empty frame when no window
+/// closed). With `emit: current` it passes on, for every row, the aggregate of each window the
+/// row went into, as it stands after the row (quixstreams 3's `.current()`), and nothing when a
+/// window closes.
 ///
-/// Windows (`size`, `step` and `grace` are durations; times are ns since the Unix epoch):
+/// Windows on data time (`size`, `step`, `gap` and `grace` are durations; times are ns since the
+/// Unix epoch):
 /// - `tumbling`: `[k*size, (k+1)*size)`, aligned to the epoch;
 /// - `hopping`: `[k*step, k*step + size)`, a window of `size` starting every `step`
 ///   (`step` ≤ `size`), so a row is in `size/step` windows;
@@ -12,6 +16,16 @@ import QuixStreams
 ///   row with a timestamp in it (including rows that arrive later, within the grace). It is the
 ///   look-back window of each row; Kafka's extra "right" windows (the sets after a row drops
 ///   out) are not made. Its output row has timestamp `t - size` and `window_end = t`.
+/// - `session` (`gap` instead of `size`): a stream's rows closer than `gap` to each other form
+///   one window; a row that falls within `gap` of two sessions joins them into one. A session
+///   `[first row, last row]` has the exclusive end `last row + gap`. Its output row has the
+///   timestamp and `window_start` of its first row, and `window_end` its last row's timestamp.
+///
+/// Count windows (`size` a whole number, and `step` too for hopping windows): the stream's rows
+/// with a value, numbered from 0; a tumbling window holds rows `[k*size, (k+1)*size)`, a hopping
+/// one `[k*step, k*step + size)`. A count window closes with its last row (no grace, nothing is
+/// late); its output row has the timestamp of its earliest row and `window_end` that of its
+/// latest. The state key `rowCount` (Int) counts the rows so far.
 ///
 /// A window closes when the stream's latest timestamp (of any row seen, including rows with a
 /// missing cell and late rows) reaches its end plus `grace`: `latest ≥ end + grace`, with `end`
@@ -48,7 +62,15 @@ import QuixStreams
 ///   sliding window can still hold (timestamps ≥ latest - grace - size), in arrival order.
 public struct WindowStage: Stage {
     public enum Kind: String, Sendable, CaseIterable {
-        case tumbling, hopping, sliding
+        case tumbling, hopping, sliding, session
+    }
+
+    /// When a window's aggregate is passed on.
+    public enum Emit: String, Sendable, CaseIterable {
+        /// Once, when the window closes.
+        case final
+        /// With every row that goes into it, as it stands after that row.
+        case current
     }
 
     public enum Aggregate: String, Sendable, CaseIterable {
@@ -56,63 +78,127 @@ public struct WindowStage: Stage {
     }
 
     public let kind: Kind
-    /// In nanoseconds, as `step` and `grace`.
+    /// In nanoseconds, as `step` and `grace`; rows for count windows. A session's gap.
     public let size: Int64
-    /// How far apart windows start: `size` for tumbling windows (unused by sliding ones).
+    /// How far apart windows start: `size` for tumbling windows (unused by sliding and session ones).
     public let step: Int64
     public let grace: Int64
+    /// Whether `size` and `step` count rows (tumbling and hopping windows only).
+    public let counted: Bool
     public let column: String
     public let aggregates: [Aggregate]
+    public let emit: Emit
 
-    public init(kind: Kind = .tumbling, size: Int64, step: Int64? = nil, grace: Int64 = 0, column: String, aggregates: [Aggregate] = [.mean]) {
+    public init(
+        kind: Kind = .tumbling, size: Int64, step: Int64? = nil, grace: Int64 = 0, counted: Bool = false, column: String,
+        aggregates: [Aggregate] = [.mean], emit: Emit = .final
+    ) {
         precondition(size > 0 && (step ?? size) > 0 && (step ?? size) <= size && grace >= 0, "invalid window")
+        precondition(!counted || (kind != .sliding && kind != .session && grace == 0), "count windows are tumbling or hopping, without grace")
         self.kind = kind
         self.size = size
         self.step = kind == .hopping ? (step ?? size) : size
         self.grace = grace
+        self.counted = counted
         self.column = column
         self.aggregates = aggregates
+        self.emit = emit
     }
 
     public static let descriptor = StageDescriptor(
         name: "window",
-        summary: "Aggregates a column over tumbling, hopping or sliding windows of data time; passes on one row per window when it closes.",
+        summary: "Aggregates a column over tumbling, hopping, sliding or session windows of data time, or windows of row counts; passes on one row per window when it closes, or the current aggregate with every row.",
         options: [
-            StageOption("type", "tumbling | hopping | sliding", default: "tumbling", "how windows are laid out on data time"),
-            StageOption("size", "duration", required: true, "the length of a window"),
-            StageOption("step", "duration", "how far apart hopping windows start, at most size (hopping windows only, and required there)"),
-            StageOption("grace", "duration", default: "0s", "how long after its end a window still takes rows that arrive late"),
+            StageOption("type", "tumbling | hopping | sliding | session", default: "tumbling", "how windows are laid out"),
+            StageOption("size", "duration or row count", "the length of a window: a duration (10s), or a row count (100) for tumbling and hopping windows; required except for session windows"),
+            StageOption("step", "duration or row count", "how far apart hopping windows start, at most size and in its unit (hopping windows only, and required there)"),
+            StageOption("gap", "duration", "how long without a row ends a session (session windows only, and required there)"),
+            StageOption("grace", "duration", default: "0s", "how long after its end a window of data time still takes rows that arrive late"),
             StageOption("column", "name", required: true, "the numeric column to aggregate"),
             StageOption(
                 "aggregates", "list of mean | sum | min | max | count | first | last", default: "[mean]",
                 "the aggregates, passed on as columns <column>_<aggregate> besides window_end"),
+            StageOption("emit", "final | current", default: "final", "a row per window when it closes, or a row per window a row went into, with every row"),
         ],
         isStateful: true
     ) { options in
         let kind = options.values["type"] == nil ? WindowStage.Kind.tumbling : options.choice("type", WindowStage.Kind.self)
-        let size = StageTime.positive(&options, "size")
+        let emit = options.values["emit"] == nil ? WindowStage.Emit.final : options.choice("emit", WindowStage.Emit.self)
+        guard let kind else { return nil }
+        let length = WindowStage.readLength(&options, kind: kind)
+        let counted = length?.counted ?? false
         var step: Int64?
-        if let kind, options.values["step"] != nil {
+        if options.values["step"] != nil {
             switch kind {
             case .hopping:
-                step = StageTime.positive(&options, "step")
-                if let given = step, let size, given > size {
-                    options.fail("step", "expected a duration no longer than size (\(WindowStage.text(options, "size"))), found \"\(WindowStage.text(options, "step"))\"")
+                step = WindowStage.readLength(&options, "step", counted: counted)
+                if let given = step, let size = length?.size, given > size {
+                    options.fail("step", "expected \(counted ? "a row count no more" : "a duration no longer") than size (\(WindowStage.text(options, "size"))), found \"\(WindowStage.text(options, "step"))\"")
                     step = nil
                 }
             case .tumbling:
                 options.fail("step", "only hopping windows take a step; a tumbling window starts where the previous one ends")
             case .sliding:
                 options.fail("step", "only hopping windows take a step; a sliding window ends at each row")
+            case .session:
+                options.fail("step", "only hopping windows take a step; a session starts with a stream's first row after a gap")
             }
         } else if kind == .hopping {
             options.fail("step", "missing; a hopping window needs it (how far apart windows start)")
         }
-        let grace = options.values["grace"] == nil ? 0 : StageTime.nonNegative(&options, "grace")
+        var grace: Int64? = 0
+        if options.values["grace"] != nil {
+            grace = StageTime.nonNegative(&options, "grace")
+            if counted {
+                options.fail("grace", "count windows take no grace: a window closes with its last row, and no row is late")
+                grace = nil
+            }
+        }
         let column = options.string("column")
         let aggregates = options.values["aggregates"] == nil ? [WindowStage.Aggregate.mean] : WindowStage.readAggregates(&options)
-        guard let kind, let size, let grace, let column, let aggregates, kind != .hopping || step != nil else { return nil }
-        return WindowStage(kind: kind, size: size, step: step, grace: grace, column: column, aggregates: aggregates)
+        guard let length, let grace, let column, let aggregates, let emit, kind != .hopping || step != nil else { return nil }
+        return WindowStage(
+            kind: kind, size: length.size, step: step, grace: grace, counted: counted, column: column, aggregates: aggregates, emit: emit)
+    }
+
+    /// The window's length: `gap` for session windows, else `size`, a duration or (tumbling and
+    /// hopping windows) a row count.
+    private static func readLength(_ options: inout StageOptions, kind: Kind) -> (size: Int64, counted: Bool)? {
+        if kind == .session {
+            if options.values["size"] != nil {
+                options.fail("size", "a session window has no size: its rows make it as long as it is; give gap, the time without a row that ends it")
+                return nil
+            }
+            guard options.values["gap"] != nil else {
+                options.fail("gap", "missing; a session window needs it (how long without a row ends a session)")
+                return nil
+            }
+            return StageTime.positive(&options, "gap").map { ($0, false) }
+        }
+        if options.values["gap"] != nil { options.fail("gap", "only session windows take a gap") }
+        guard options.values["size"] != nil else {
+            options.fail("size", "missing; a \(kind.rawValue) window needs it")
+            return nil
+        }
+        let counted = Int(text(options, "size")) != nil
+        if counted, kind == .sliding {
+            options.fail("size", "sliding windows are on data time; for the last N rows use the rolling stage")
+            return nil
+        }
+        return readLength(&options, "size", counted: counted).map { ($0, counted) }
+    }
+
+    /// A duration in ns, or a row count from 1 to 1,000,000 when `counted`.
+    private static func readLength(_ options: inout StageOptions, _ name: String, counted: Bool) -> Int64? {
+        guard counted else {
+            if Int(text(options, name)) != nil {
+                options.fail(name, "expected a duration as size is one, found the row count \"\(text(options, name))\"")
+                return nil
+            }
+            return StageTime.positive(&options, name)
+        }
+        guard let rows = options.int(name, in: 1...1_000_000) else { return nil }
+        return Int64(rows)
     }
 
     private static func text(_ options: StageOptions, _ name: String) -> String {
@@ -141,6 +227,7 @@ public struct WindowStage: Stage {
     static let lateKey = "late"
     static let windowsKey = "windows"
     static let rowsKey = "rows"
+    static let rowCountKey = "rowCount"
 
     public func process(_ frame: TimeseriesFrame, _ context: StageContext) throws -> TimeseriesFrame {
         guard frame.rowCount > 0 else { return TimeseriesFrame() }
@@ -150,232 +237,70 @@ public struct WindowStage: Stage {
         for window in try state.decode(Self.windowsKey, as: [Accumulator].self) ?? [] { open[window.start] = window }
         var rows = Rows()
         if kind == .sliding { rows = try state.decode(Self.rowsKey, as: Rows.self) ?? Rows() }
+        var rowCount = counted ? Int64(try state.get(Self.rowCountKey, as: Int.self) ?? 0) : 0
         let cells = frame[column] ?? NumericColumn(repeating: nil, count: frame.rowCount)
         var late = 0
+        var current: [Accumulator] = []
         for row in 0..<frame.rowCount {
             let timestamp = frame.timestamps[row]
             latest = Swift.max(latest, timestamp)
             guard let value = cells[row] else { continue }
-            let missed =
-                kind == .sliding
-                ? addSliding(timestamp, value, to: &open, rows: &rows, latest: latest)
-                : addAligned(timestamp, value, to: &open, latest: latest)
-            if missed { late += 1 }
+            let added: Added
+            if counted {
+                added = addCounted(rowCount, timestamp, value, to: &open)
+                rowCount += 1
+            } else {
+                switch kind {
+                case .tumbling, .hopping: added = addAligned(timestamp, value, to: &open, latest: latest)
+                case .sliding: added = addSliding(timestamp, value, to: &open, rows: &rows, latest: latest)
+                case .session: added = addSession(timestamp, value, to: &open, latest: latest)
+                }
+            }
+            if added.missed { late += 1 }
+            if emit == .current { current += added.windows.compactMap { open[$0] } }
         }
-        let closed = open.values.filter { isClosed($0.end, latest) }.sorted { $0.start < $1.start }
+        let closed = open.values.filter { counted ? $0.end <= rowCount : isClosed($0.end, latest) }.sorted { $0.start < $1.start }
         for window in closed { open[window.start] = nil }
 
         state.set(Self.maxTimestampKey, Int(latest))
+        if counted { state.set(Self.rowCountKey, Int(rowCount)) }
         if late > 0 { try state.update(Self.lateKey, default: 0) { $0 += late } }
         try state.encode(open.values.sorted { $0.start < $1.start }, for: Self.windowsKey)
         if kind == .sliding {
             rows.keep(from: StageTime.minus(StageTime.minus(latest, grace), size))
             try state.encode(rows, for: Self.rowsKey)
         }
-        return output(closed)
+        return output(emit == .final ? closed : current)
     }
 
     /// None of the input's parameters pass on: the output has only the window's columns, which
     /// the pipeline defines when they first appear.
     public func definitions(_ definitions: ParameterDefinitions) -> ParameterDefinitions {
-        (aggregates.map { "\(column)_\($0.rawValue)" } + ["window_end"]).reduce(ParameterDefinitions()) { $0.adding($1) }
+        (aggregates.map { "\(column)_\($0.rawValue)" } + (kind == .session ? ["window_start", "window_end"] : ["window_end"]))
+            .reduce(ParameterDefinitions()) { $0.adding($1) }
     }
 
-    private func isClosed(_ end: Int64, _ latest: Int64) -> Bool { StageTime.plus(end, grace) <= latest }
-
-    /// Adds a value to its tumbling or hopping windows that are open; true if it missed a closed one.
-    private func addAligned(_ timestamp: Int64, _ value: Double, to open: inout [Int64: Accumulator], latest: Int64) -> Bool {
-        let last = StageTime.floorDivide(timestamp, step)
-        let first = StageTime.floorDivide(StageTime.minus(timestamp, size), step) + 1
-        guard first <= last else { return false }
-        var missed = false
-        for index in first...last {
-            let start = index * step
-            let end = StageTime.plus(start, size)
-            if isClosed(end, latest) {
-                missed = true
-            } else {
-                open[start, default: Accumulator(start: start, end: end)].add(timestamp, value)
-            }
-        }
-        return missed
-    }
-
-    /// Adds a value to the open sliding windows that contain it and opens its own window
-    /// `[t - size, t]` (with the kept values in it); true if its own window is already closed.
-    private func addSliding(
-        _ timestamp: Int64, _ value: Double, to open: inout [Int64: Accumulator], rows: inout Rows, latest: Int64
-    ) -> Bool {
-        let containing = open.values.filter { $0.start <= timestamp && timestamp < $0.end && !isClosed($0.end, latest) }.map(\.start)
-        for start in containing { open[start]?.add(timestamp, value) }
-        let start = StageTime.minus(timestamp, size)
-        let end = StageTime.plus(timestamp, 1)
-        let missed = isClosed(end, latest)
-        if !missed && open[start] == nil {
-            var window = Accumulator(start: start, end: end)
-            for (time, kept) in zip(rows.timestamps, rows.values) where time >= start && time <= timestamp { window.add(time, kept) }
-            window.add(timestamp, value)
-            open[start] = window
-        }
-        rows.timestamps.append(timestamp)
-        rows.values.append(value)
-        return missed
-    }
-
-    private func output(_ closed: [Accumulator]) -> TimeseriesFrame {
-        var frame = TimeseriesFrame(timestamps: closed.map(\.start))
-        guard !closed.isEmpty else { return frame }
+    /// One row per window: its start (a count window's earliest row), the aggregates, and
+    /// `window_end` (and a session's `window_start`).
+    private func output(_ windows: [Accumulator]) -> TimeseriesFrame {
+        var frame = TimeseriesFrame(timestamps: windows.map { counted ? $0.firstAt : $0.start })
+        guard !windows.isEmpty else { return frame }
         for aggregate in aggregates {
-            frame["\(column)_\(aggregate.rawValue)"] = NumericColumn(closed.map { $0.value(aggregate) })
+            frame["\(column)_\(aggregate.rawValue)"] = NumericColumn(windows.map { $0.value(aggregate) })
         }
-        frame["window_end"] = NumericColumn(values: closed.map { Double(kind == .sliding ? $0.end - 1 : $0.end) })
+        if kind == .session { frame["window_start"] = NumericColumn(values: windows.map { Double($0.start) }) }
+        frame["window_end"] = NumericColumn(values: windows.map { Double(end(of: $0)) })
         return frame
     }
 
-    // MARK: State
-
-    /// An open window's running aggregates.
-    struct Accumulator: Codable, Sendable, Hashable {
-        var start: Int64
-        /// Exclusive.
-        var end: Int64
-        var count = 0
-        var sum = 0.0
-        var min = Double.infinity
-        var max = -Double.infinity
-        var first = Double.nan
-        var firstAt = Int64.max
-        var last = Double.nan
-        var lastAt = Int64.min
-
-        init(start: Int64, end: Int64) {
-            self.start = start
-            self.end = end
-        }
-
-        mutating func add(_ timestamp: Int64, _ value: Double) {
-            count += 1
-            sum += value
-            min = Swift.min(min, value)
-            max = Swift.max(max, value)
-            if timestamp < firstAt || count == 1 {
-                first = value
-                firstAt = timestamp
-            }
-            if timestamp >= lastAt || count == 1 {
-                last = value
-                lastAt = timestamp
-            }
-        }
-
-        func value(_ aggregate: Aggregate) -> Double? {
-            if aggregate == .count { return Double(count) }
-            guard count > 0 else { return nil }
-            switch aggregate {
-            case .mean: return sum / Double(count)
-            case .sum: return sum
-            case .min: return min
-            case .max: return max
-            case .count: return Double(count)
-            case .first: return first
-            case .last: return last
-            }
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case start = "s", end = "e", count = "n", sum, min, max, first = "f", firstAt = "ft", last = "l", lastAt = "lt"
-        }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            start = try container.decode(Int64.self, forKey: .start)
-            end = try container.decode(Int64.self, forKey: .end)
-            count = try container.decode(Int.self, forKey: .count)
-            sum = try container.decode(Number.self, forKey: .sum).value
-            min = try container.decode(Number.self, forKey: .min).value
-            max = try container.decode(Number.self, forKey: .max).value
-            first = try container.decode(Number.self, forKey: .first).value
-            firstAt = try container.decode(Int64.self, forKey: .firstAt)
-            last = try container.decode(Number.self, forKey: .last).value
-            lastAt = try container.decode(Int64.self, forKey: .lastAt)
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(start, forKey: .start)
-            try container.encode(end, forKey: .end)
-            try container.encode(count, forKey: .count)
-            try container.encode(Number(sum), forKey: .sum)
-            try container.encode(Number(min), forKey: .min)
-            try container.encode(Number(max), forKey: .max)
-            try container.encode(Number(first), forKey: .first)
-            try container.encode(firstAt, forKey: .firstAt)
-            try container.encode(Number(last), forKey: .last)
-            try container.encode(lastAt, forKey: .lastAt)
-        }
-    }
-
-    /// The values a sliding window may still need, in arrival order.
-    struct Rows: Codable, Sendable, Hashable {
-        var timestamps: [Int64] = []
-        var values: [Double] = []
-
-        init() {}
-
-        mutating func keep(from oldest: Int64) {
-            let kept = timestamps.indices.filter { timestamps[$0] >= oldest }
-            guard kept.count < timestamps.count else { return }
-            timestamps = kept.map { timestamps[$0] }
-            values = kept.map { values[$0] }
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case timestamps = "t", values = "v"
-        }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            timestamps = try container.decode([Int64].self, forKey: .timestamps)
-            values = try container.decode([Number].self, forKey: .values).map(\.value)
-            guard timestamps.count == values.count else {
-                throw DecodingError.dataCorruptedError(forKey: .values, in: container, debugDescription: "as many values as timestamps expected")
-            }
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(timestamps, forKey: .timestamps)
-            try container.encode(values.map(Number.init), forKey: .values)
-        }
-    }
-
-    /// A Double in JSON: a number when finite, else "nan", "inf" or "-inf" (JSON has none).
-    struct Number: Codable, Sendable, Hashable {
-        var value: Double
-
-        init(_ value: Double) { self.value = value }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let number = try? container.decode(Double.self) {
-                value = number
-                return
-            }
-            switch try container.decode(String.self) {
-            case "nan": value = .nan
-            case "inf": value = .infinity
-            case "-inf": value = -.infinity
-            case let other: throw DecodingError.dataCorruptedError(in: container, debugDescription: "\"\(other)\" is not a number")
-            }
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            if value.isFinite {
-                try container.encode(value)
-            } else {
-                try container.encode(value.isNaN ? "nan" : value > 0 ? "inf" : "-inf")
-            }
+    /// The `window_end` of a window: the exclusive end of a tumbling or hopping window, the last
+    /// instant of a sliding one, the last row of a session or count window.
+    private func end(of window: Accumulator) -> Int64 {
+        if counted { return window.lastAt }
+        switch kind {
+        case .tumbling, .hopping: return window.end
+        case .sliding: return window.end - 1
+        case .session: return StageTime.minus(window.end, size)
         }
     }
 }
