@@ -219,6 +219,7 @@ struct StatefulStageTests {
             ("rolling", ["column": "x", "window": "4s", "aggregate": "sum"], "x_sum", nil),
             ("rolling", ["column": "x", "window": "3", "aggregate": "max"], "x_max", nil),
             ("cumulative", ["column": "x"], "x_cumulative_sum", nil),
+            ("dedup", ["columns": "x", "window": "5s"], "x", nil),
             ("throttle", ["interval": "3s"], "x", [1, nil, 8, 64, 128, 256, 2048, 4096, 8192, 1]),
         ] as [(String, [String: String], String, [Double?]?)])
     func restart(uses: String, options: [String: String], column: String, expected: [Double?]?) throws {
