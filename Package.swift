@@ -67,6 +67,7 @@ let package = Package(
             name: "QuixPipeline",
             dependencies: [
                 "QuixStreams",
+                "QuixState",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OrderedCollections", package: "swift-collections"),

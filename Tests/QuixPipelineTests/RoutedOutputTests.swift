@@ -78,7 +78,7 @@ struct RoutedOutputTests {
         ]),
         (routedWith("  outputs:\n", "  outputs: []\n  unused:\n"), [
             "p.yaml:11:12: spec.outputs: expected at least one output",
-            "p.yaml:12:3: spec.unused: unknown key; expected one of input, stages, output, outputs, delivery, checkpoint, state, onError",
+            "p.yaml:12:3: spec.unused: unknown key; expected one of input, stages, output, outputs, tables, delivery, checkpoint, state, onError",
         ]),
     ])
     func broken(_ text: String, _ expected: [String]) {

@@ -4,6 +4,8 @@ public struct Pipeline: Sendable, Hashable {
     public var name: String
     public var input: Input
     public var stages: [Stage]
+    /// Compacted topics read in full by every replica, for `lookup` stages, by name.
+    public var tables: [Table]
     /// Where rows go: each row to every output whose `when` holds (`spec.output` is a list of one).
     public var outputs: [Output]
     public var delivery: Delivery
@@ -17,6 +19,28 @@ public struct Pipeline: Sendable, Hashable {
         public var consumerGroup: String
         public var format: DataFormat
         public var startFrom: StartFrom
+    }
+
+    /// `spec.tables.<name>`: a topic of rows by key (Kafka Streams' GlobalKTable).
+    public struct Table: Sendable, Hashable {
+        public enum Key: Sendable, Hashable {
+            /// The message key (a Quix stream id).
+            case streamID
+            /// The value of this field of the row.
+            case field(String)
+        }
+
+        public var name: String
+        public var topic: String
+        public var format: DataFormat
+        public var key: Key
+
+        public init(name: String, topic: String, format: DataFormat = .json, key: Key = .streamID) {
+            self.name = name
+            self.topic = topic
+            self.format = format
+            self.key = key
+        }
     }
 
     public struct Stage: Sendable, Hashable {

@@ -13,6 +13,9 @@ public final class PipelineRunner: Sendable {
     /// The file the pipeline came from.
     public let file: String
     private let chain: StageChain
+    /// The pipeline's tables (`spec.tables`), each with the reader that keeps it up to date.
+    private let tables: [String: LookupTable]
+    private let tableReaders: [TableReader]
     private let consumer: TopicConsumer
     private let output: any PipelineOutput
     private let failures: FailurePolicy
@@ -70,6 +73,16 @@ public final class PipelineRunner: Sendable {
             state = StateOptions(directory: stateDirectory, name: pipeline.name, changelog: pipeline.changelog)
         }
         stateRoot = state.map { "\($0.directory)/\(pipeline.name)" }
+        // With a state directory a table is kept in LMDB and a restart reads only what is new.
+        var tables: [String: LookupTable] = [:]
+        var readers: [TableReader] = []
+        for table in pipeline.tables {
+            let store = try LookupTable(name: table.name, directory: stateDirectory.map { "\($0)/\(pipeline.name)/tables/\(table.name)" })
+            tables[table.name] = store
+            readers.append(TableReader(table: table, store: store, client: client.settings, logger: logger))
+        }
+        self.tables = tables
+        tableReaders = readers
         consumer = try TopicConsumer(
             client: client, topic: pipeline.input.topic, group: pipeline.input.consumerGroup,
             startFrom: pipeline.input.startFrom == .earliest ? .earliest : .latest,
@@ -108,6 +121,9 @@ public final class PipelineRunner: Sendable {
         case .stopped: return (false, "stopped")
         case .failed(let reason): return (false, "failed: \(reason)")
         case .running:
+            if let loading = tableReaders.first(where: { !$0.isLoaded }) {
+                return (false, "loading table \(loading.table.name) from \(loading.table.topic)")
+            }
             if !status.joined { return (false, "joining consumer group \(pipeline.input.consumerGroup)") }
             let stalledAfter = max(Duration.seconds(60), pipeline.checkpointInterval * 10)
             let behind = consumer.lag().values.reduce(0, +)
@@ -136,6 +152,8 @@ public final class PipelineRunner: Sendable {
                 "stages": "\(pipeline.stages.map(\.id).joined(separator: ","))",
             ])
         do {
+            // No row is processed before the tables are loaded.
+            for reader in tableReaders { try await reader.start() }
             try await consumer.run()
         } catch {
             countTransactions()
@@ -154,10 +172,12 @@ public final class PipelineRunner: Sendable {
 
     /// Stops after the message in hand: checkpoints what is processed, leaves the group.
     public func stop() async {
+        for reader in tableReaders { reader.stop() }
         await consumer.close()
     }
 
     private func closeOutputs() async {
+        for reader in tableReaders { reader.stop() }
         await output.close()
         await failures.close()
     }
@@ -251,7 +271,7 @@ public final class PipelineRunner: Sendable {
                 return try stream.state(store)
             }
         }
-        let contexts = chain.contexts(streamID: id, state: state)
+        let contexts = chain.contexts(streamID: id, state: state, tables: tables)
         stream.onPropertiesChanged { _, properties in
             try await output.forward(properties, metadata: [], stream: id)
         }

@@ -26,11 +26,15 @@ public struct StageChain: Sendable {
     }
 
     /// The contexts of one stream's stages. `state` gives the stream's state in a store (nil
-    /// where the pipeline keeps none).
-    public func contexts(streamID: String, state: (@Sendable (String) throws -> StreamState)?) -> StreamContexts {
+    /// where the pipeline keeps none); `tables` are the pipeline's tables by name.
+    public func contexts(
+        streamID: String, state: (@Sendable (String) throws -> StreamState)?, tables: [String: LookupTable] = [:]
+    ) -> StreamContexts {
         let emitted = EmittedEffects()
         return StreamContexts(
-            contexts: steps.map { StageContext(pipeline: pipeline, stage: $0.id, streamID: streamID, state: state, emitted: emitted) },
+            contexts: steps.map {
+                StageContext(pipeline: pipeline, stage: $0.id, streamID: streamID, state: state, emitted: emitted, tables: tables)
+            },
             emitted: emitted)
     }
 

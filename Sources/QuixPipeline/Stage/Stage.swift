@@ -36,16 +36,27 @@ public final class StageContext: Sendable {
     public let streamID: String
     private let stateProvider: (@Sendable (String) throws -> StreamState)?
     private let emitted: EmittedEffects
+    private let tables: [String: LookupTable]
 
-    /// - Parameter state: gives the stream's state in a store; nil where the pipeline keeps none.
+    /// - Parameters:
+    ///   - state: gives the stream's state in a store; nil where the pipeline keeps none.
+    ///   - tables: the pipeline's tables by name.
     public init(
-        pipeline: String, stage: String, streamID: String, state: (@Sendable (String) throws -> StreamState)?, emitted: EmittedEffects
+        pipeline: String, stage: String, streamID: String, state: (@Sendable (String) throws -> StreamState)?, emitted: EmittedEffects,
+        tables: [String: LookupTable] = [:]
     ) {
         self.pipeline = pipeline
         self.stage = stage
         self.streamID = streamID
         stateProvider = state
         self.emitted = emitted
+        self.tables = tables
+    }
+
+    /// The pipeline's table `name` (`spec.tables`).
+    public func table(_ name: String) throws -> LookupTable {
+        guard let table = tables[name] else { throw StageError("pipeline \"\(pipeline)\" has no table \"\(name)\"") }
+        return table
     }
 
     /// The stream's state in this stage's store.

@@ -20,6 +20,9 @@ import Yams
 ///               - { timestamp: 0s, gForceTotal: 1.75 }
 ///             events:
 ///               - { id: ticket, valueContains: "\"speed\":140" }
+///         tables:                     # rows of the pipeline's tables (spec.tables), before the input
+///           vehicles:
+///             - { key: car-1, model: roadster, maxSpeed: 250 }   # key: the stream id (or the key field)
 ///         state:                      # a stateful stage's keys after the input
 ///           - { stream: car-1, stage: sum, key: total, value: 3.5 }
 ///
@@ -28,6 +31,8 @@ import Yams
 public struct PipelineTestSuite: Sendable {
     public struct TestCase: Sendable {
         public var name: String
+        /// Rows of the pipeline's tables by table name; `key` names the row.
+        var tables: [String: [[String: Cell]]]
         var input: [Input]
         var expect: [Expectation]
         var state: [StateExpectation]
@@ -101,7 +106,7 @@ public struct PipelineTestSuite: Sendable {
         var lines: [String] = []
         var passed = true
         for test in tests {
-            let differences = try run(test, chain, routes)
+            let differences = try run(test, pipeline, chain, routes)
             if differences.isEmpty {
                 lines.append("ok   \(test.name)")
             } else {
@@ -113,10 +118,11 @@ public struct PipelineTestSuite: Sendable {
         return (lines, passed)
     }
 
-    private func run(_ test: TestCase, _ chain: StageChain, _ routes: OutputRoutes) throws -> [String] {
+    private func run(_ test: TestCase, _ pipeline: Pipeline, _ chain: StageChain, _ routes: OutputRoutes) throws -> [String] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quixd-test-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let state = try LocalState(directory: directory)
+        let tables = try Self.tables(test, pipeline)
         var contexts: [String: StreamContexts] = [:]
         // By output id ("" for the stages' result), then stream.
         var frames: [String: [String: [TimeseriesFrame]]] = [:]
@@ -130,7 +136,7 @@ public struct PipelineTestSuite: Sendable {
         var differences: [String] = []
         for input in test.input {
             let id = input.stream
-            let streamContexts = contexts[id] ?? chain.contexts(streamID: id, state: { store in state.stream(id, store: store) })
+            let streamContexts = contexts[id] ?? chain.contexts(streamID: id, state: { store in state.stream(id, store: store) }, tables: tables)
             contexts[id] = streamContexts
             for row in input.rows {
                 do {
@@ -178,6 +184,44 @@ public struct PipelineTestSuite: Sendable {
             }
         }
         return differences
+    }
+
+    /// The pipeline's tables, in memory, with the rows the test declares.
+    private static func tables(_ test: TestCase, _ pipeline: Pipeline) throws -> [String: LookupTable] {
+        var tables: [String: LookupTable] = [:]
+        for table in pipeline.tables { tables[table.name] = try LookupTable(name: table.name, directory: nil) }
+        for (name, rows) in test.tables {
+            guard let table = tables[name], let declared = pipeline.tables.first(where: { $0.name == name }) else {
+                throw StageError("test \(test.name): the pipeline has no table \"\(name)\"; its tables: \(pipeline.tables.map(\.name).joined(separator: ", "))")
+            }
+            let updates = try rows.map { row -> (key: String, row: [String: TableCell]?) in
+                var cells: [String: TableCell] = [:]
+                for (column, cell) in row where column != "key" {
+                    switch cell {
+                    case .number(let value): cells[column] = .number(value)
+                    case .text(let text): cells[column] = .text(text)
+                    case .missing: break
+                    }
+                }
+                let key: String? =
+                    switch declared.key {
+                    case .streamID: row["key"].flatMap(keyText)
+                    case .field(let field): cells[field]?.keyText
+                    }
+                guard let key else { throw StageError("test \(test.name): a row of table \(name) needs its key") }
+                return (key, cells)
+            }
+            try table.apply(updates, offsets: [:])
+        }
+        return tables
+    }
+
+    private static func keyText(_ cell: Cell) -> String? {
+        switch cell {
+        case .number(let value): EventTemplate.format(value)
+        case .text(let text): text
+        case .missing: nil
+        }
     }
 
     // MARK: Comparing
@@ -275,7 +319,12 @@ public struct PipelineTestSuite: Sendable {
             return StateExpectation(stream: stream, stage: stage, key: key, value: try item["value"].map { try cell($0, path) })
         }
         guard !inputs.isEmpty else { throw StageError("\(path): needs input") }
-        return TestCase(name: name, input: inputs, expect: expectations, state: state)
+        var tables: [String: [[String: Cell]]] = [:]
+        for (table, rows) in entry["tables"] as? [String: Any] ?? [:] {
+            guard let rows = rows as? [[String: Any]] else { throw StageError("\(path): tables.\(table) needs a list of rows") }
+            tables[table] = try rows.map { try $0.mapValues { try cell($0, path) } }
+        }
+        return TestCase(name: name, tables: tables, input: inputs, expect: expectations, state: state)
     }
 
     private static func cells(_ row: [String: Any], _ path: String) throws -> [String: Cell] {

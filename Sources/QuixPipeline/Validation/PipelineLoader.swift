@@ -53,11 +53,13 @@ public enum PipelineLoader {
         }
         guard let specNode = top["spec"],
             let spec = reader.mapping(
-                specNode, "spec", allowed: ["input", "stages", "output", "outputs", "delivery", "checkpoint", "state", "onError"],
+                specNode, "spec", allowed: ["input", "stages", "output", "outputs", "tables", "delivery", "checkpoint", "state", "onError"],
                 required: ["input", "stages"])
         else { return nil }
         let input = spec["input"].flatMap { readInput($0, name, &reader) }
+        let tables = spec["tables"].map { readTables($0, &reader) } ?? []
         let stages = spec["stages"].flatMap { readStages($0, registry, &reader) }
+        if let stages, let tables { checkLookups(stages, tables, &reader) }
         let outputs = readOutputs(spec, specNode, &reader)
         let delivery = spec["delivery"].map { reader.choice($0, "spec.delivery", Pipeline.Delivery.self) } ?? .atLeastOnce
         var interval: Duration? = .seconds(1)
@@ -77,9 +79,9 @@ public enum PipelineLoader {
         if let node = spec["onError"] {
             onError = readErrorPolicy(node, &reader)
         }
-        guard let name, let input, let stages, let outputs, let delivery, let interval, let changelog, let onError else { return nil }
+        guard let name, let input, let stages, let tables, let outputs, let delivery, let interval, let changelog, let onError else { return nil }
         return Pipeline(
-            name: name, input: input, stages: stages, outputs: outputs, delivery: delivery, checkpointInterval: interval,
+            name: name, input: input, stages: stages, tables: tables, outputs: outputs, delivery: delivery, checkpointInterval: interval,
             changelog: changelog, onError: onError)
     }
 
@@ -215,6 +217,54 @@ public enum PipelineLoader {
         }
         guard let id, let topic, let format, let events, let when, let buffer else { return nil }
         return Pipeline.Output(id: id, topic: topic, format: format, buffer: buffer, when: when, events: events)
+    }
+
+    /// `spec.tables`: `name: { topic, format: json | quix, key: streamId | <field> }`.
+    private static func readTables(_ node: Node, _ reader: inout NodeReader) -> [Pipeline.Table]? {
+        guard let entries = node.mapping else {
+            reader.fail(node, "spec.tables", "expected a mapping of table names to { topic, format, key }")
+            return nil
+        }
+        var tables: [Pipeline.Table] = []
+        var complete = true
+        for (nameNode, tableNode) in entries {
+            guard let name = reader.nonEmptyString(nameNode, "spec.tables") else {
+                complete = false
+                continue
+            }
+            let path = "spec.tables.\(name)"
+            guard let table = reader.mapping(tableNode, path, allowed: ["topic", "format", "key"], required: ["topic"]) else {
+                complete = false
+                continue
+            }
+            let topic = table["topic"].flatMap { reader.nonEmptyString($0, "\(path).topic") }
+            var format = table["format"].map { reader.choice($0, "\(path).format", Pipeline.DataFormat.self) } ?? .json
+            if format == .raw {
+                reader.fail(table["format"], "\(path).format", "expected json or quix; a raw message has no fields to look up")
+                format = nil
+            }
+            let key = table["key"].map { reader.nonEmptyString($0, "\(path).key") } ?? "streamId"
+            guard let topic, let format, let key else {
+                complete = false
+                continue
+            }
+            tables.append(Pipeline.Table(name: name, topic: topic, format: format, key: key == "streamId" ? .streamID : .field(key)))
+        }
+        return complete ? tables.sorted { $0.name < $1.name } : nil
+    }
+
+    /// Each `lookup` stage names a table of `spec.tables`.
+    private static func checkLookups(_ stages: [Pipeline.Stage], _ tables: [Pipeline.Table], _ reader: inout NodeReader) {
+        for (index, stage) in stages.enumerated() where stage.uses == LookupStage.descriptor.name {
+            guard let option = stage.options["table"], case .scalar(let name) = option.kind, !tables.contains(where: { $0.name == name }) else { continue }
+            let known = tables.isEmpty ? "the pipeline has no spec.tables" : "its tables: \(tables.map(\.name).joined(separator: ", "))"
+            let hint = nearest(name, in: tables.map(\.name)).map { "did you mean \"\($0)\"? " } ?? ""
+            reader.record([
+                ConfigError(
+                    file: reader.file, line: option.line, column: option.column, keyPath: "spec.stages[\(index)].with.table",
+                    message: "no table named \"\(name)\"; \(hint)\(known)")
+            ])
+        }
     }
 
     private static func readErrorPolicy(_ node: Node, _ reader: inout NodeReader) -> Pipeline.ErrorPolicy? {
