@@ -44,6 +44,7 @@ final class DevelopmentBroker: Service {
         for (_, pipeline) in pipelines {
             topics.insert(pipeline.input.topic)
             topics.formUnion(pipeline.outputs.map(\.topic))
+            topics.formUnion(pipeline.tables.map(\.topic))
             if let topic = pipeline.onError.topic { topics.insert(topic) }
         }
         for topic in topics.sorted() { try cluster.createTopic(topic, partitions: MockCluster.defaultPartitions) }
@@ -62,16 +63,28 @@ final class DevelopmentBroker: Service {
     }
 
     /// Feeds each input topic's sample rows (the CSV given, or `samples/TOPIC.csv` beside the
-    /// pipeline file) into it, once, in the reading pipeline's input format.
+    /// pipeline file) into it, once, in the reading pipeline's input format; and each table
+    /// topic's rows from `samples/TOPIC.csv` beside the pipeline file, before any input.
     private func feedSamples() async throws {
         var fed: Set<String> = []
-        for (file, pipeline) in pipelines where !fed.contains(pipeline.input.topic) {
-            let beside = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("samples/\(pipeline.input.topic).csv")
-            guard let path = sample ?? (FileManager.default.fileExists(atPath: beside) ? beside : nil) else { continue }
-            fed.insert(pipeline.input.topic)
+        func feed(_ path: String, _ topic: String, _ format: Pipeline.DataFormat) async throws {
+            fed.insert(topic)
             let rows = try SampleData(csv: String(contentsOfFile: path, encoding: .utf8), file: path)
-            let count = try await rows.produce(to: pipeline.input.topic, format: pipeline.input.format, client: client)
-            logger.info("fed sample data", metadata: ["file": "\(path)", "topic": "\(pipeline.input.topic)", "rows": "\(count)", "streams": "\(rows.streams.count)"])
+            let count = try await rows.produce(to: topic, format: format, client: client)
+            logger.info("fed sample data", metadata: ["file": "\(path)", "topic": "\(topic)", "rows": "\(count)", "streams": "\(rows.streams.count)"])
+        }
+        func beside(_ file: String, _ topic: String) -> String? {
+            let path = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("samples/\(topic).csv")
+            return FileManager.default.fileExists(atPath: path) ? path : nil
+        }
+        for (file, pipeline) in pipelines {
+            for table in pipeline.tables where !fed.contains(table.topic) {
+                if let path = beside(file, table.topic) { try await feed(path, table.topic, table.format) }
+            }
+        }
+        for (file, pipeline) in pipelines where !fed.contains(pipeline.input.topic) {
+            guard let path = sample ?? beside(file, pipeline.input.topic) else { continue }
+            try await feed(path, pipeline.input.topic, pipeline.input.format)
         }
     }
 
