@@ -47,6 +47,7 @@ public final class TopicConsumer: Sendable {
         var revoking: Handler<[TopicPartition]>?
         var streamsRevoked: Handler<[StreamConsumer]>?
         var stopping: Handler<[StreamConsumer]>?
+        var checkpointing: (@Sendable (PartitionStateAccess) throws -> Void)?
     }
 
     struct Lifecycle: Sendable {
@@ -165,6 +166,16 @@ public final class TopicConsumer: Sendable {
     /// call it before every checkpoint too: a transaction commits with the offsets only what
     /// was sent before them, so held rows must go out.
     public func onStopping(_ handler: @escaping Handler<[StreamConsumer]>) { handlers.withLock { $0.stopping = handler } }
+
+    /// Called on each stateful partition's worker before each checkpoint takes its cut, with the
+    /// partition's state: for bounded housekeeping, such as removing the state of streams idle
+    /// for too long. What it changes is part of that checkpoint (and its changelog records);
+    /// an error it throws is reported to `onError` and the checkpoint goes on.
+    public func onCheckpointing(_ handler: @escaping @Sendable (PartitionStateAccess) throws -> Void) {
+        handlers.withLock { $0.checkpointing = handler }
+    }
+
+    var checkpointingHandler: (@Sendable (PartitionStateAccess) throws -> Void)? { handlers.withLock { $0.checkpointing } }
 
     // MARK: Health
 

@@ -219,6 +219,8 @@ struct StatefulStageTests {
             ("rolling", ["column": "x", "window": "4s", "aggregate": "sum"], "x_sum", nil),
             ("rolling", ["column": "x", "window": "3", "aggregate": "max"], "x_max", nil),
             ("cumulative", ["column": "x"], "x_cumulative_sum", nil),
+            ("cumulative", ["column": "x", "ttl": "6s"], "x_cumulative_sum", [1, 3, 3, 7, 15, 31, 63, 127, 127, 255, 511, 1023, 2047, 4095, 4096, 12288, 1]),
+            ("window", ["type": "session", "gap": "3s", "column": "x", "aggregates": "sum", "ttl": "6s"], "x_sum", nil),
             ("dedup", ["columns": "x", "window": "5s"], "x", nil),
             ("throttle", ["interval": "3s"], "x", [1, nil, 8, 64, 128, 256, 2048, 4096, 8192, 1]),
         ] as [(String, [String: String], String, [Double?]?)])

@@ -12,6 +12,8 @@ public struct Pipeline: Sendable, Hashable {
     /// How often offsets and state are checkpointed.
     public var checkpointInterval: Duration
     public var changelog: Bool
+    /// When a stream's state is removed (besides each stateful stage's own `ttl`).
+    public var expiry = StateExpiry()
     public var onError: ErrorPolicy
 
     public struct Input: Sendable, Hashable {
@@ -93,6 +95,24 @@ public struct Pipeline: Sendable, Hashable {
             self.packetSize = packetSize
             self.timeSpan = timeSpan
             self.timeout = timeout
+        }
+    }
+
+    /// `spec.state.onStreamEnd` and `spec.state.idle`.
+    public struct StateExpiry: Sendable, Hashable {
+        public enum OnStreamEnd: String, Sendable, Hashable, CaseIterable {
+            case keep, drop
+        }
+
+        /// Whether a stream's state is removed when the stream ends (a StreamEnd).
+        public var onStreamEnd = OnStreamEnd.keep
+        /// A stream's state is removed once its partition's data time is this far past the
+        /// stream's last row.
+        public var idle: Duration?
+
+        public init(onStreamEnd: OnStreamEnd = .keep, idle: Duration? = nil) {
+            self.onStreamEnd = onStreamEnd
+            self.idle = idle
         }
     }
 

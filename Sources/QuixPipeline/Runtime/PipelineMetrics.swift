@@ -38,6 +38,7 @@ public final class PipelineMetrics: Sendable {
     private let pipelines = SeriesCache<String, PipelineSeries>()
     private let errors = SeriesCache<StageKey, Counter>()
     private let transactions = SeriesCache<StageKey, Counter>()
+    private let expired = SeriesCache<StageKey, Counter>()
 
     /// Metrics recorded into `registry` (a new, empty one by default).
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -151,6 +152,15 @@ public final class PipelineMetrics: Sendable {
         Self.add(count, to: counter)
     }
 
+    /// Counts streams whose state was removed, by `reason`: `idle` (`spec.state.idle`), `ttl` (a
+    /// stage's `ttl`, per stage) or `end` (`spec.state.onStreamEnd: drop`) (`quixd_state_expired_total`).
+    public func recordExpired(pipeline: String, reason: String, count: Int = 1) {
+        let counter = expired.get(StageKey(pipeline: pipeline, stage: reason)) {
+            registry.makeCounter(descriptor: Self.expiredTotal.descriptor, labels: [("pipeline", pipeline), ("reason", reason)])
+        }
+        Self.add(count, to: counter)
+    }
+
     /// Sets `quixd_pipeline_ready` to 1 or 0.
     public func setReady(pipeline: String, _ ready: Bool) {
         series(pipeline).ready.set(to: ready ? 1 : 0)
@@ -221,6 +231,8 @@ public final class PipelineMetrics: Sendable {
     private static let errorsTotal = Family("quixd_errors_total", "Errors raised by a stage.")
     private static let transactionsTotal = Family(
         "quixd_transactions_total", "Kafka transactions of an exactly-once pipeline, by outcome (each checkpoint is one).")
+    private static let expiredTotal = Family(
+        "quixd_state_expired_total", "Streams whose state was removed, by reason (idle, ttl per stage, end).")
     private static let pipelineReady = Family(
         "quixd_pipeline_ready", "1 when the pipeline has joined its group and is not stalled, else 0.")
 }

@@ -13,6 +13,8 @@ public final class PipelineRunner: Sendable {
     /// The file the pipeline came from.
     public let file: String
     private let chain: StageChain
+    /// Removes state that `spec.state.idle` and the stages' `ttl` no longer keep; nil when none.
+    private let expiry: StreamStateExpiry?
     /// The pipeline's tables (`spec.tables`), each with the reader that keeps it up to date.
     private let tables: [String: LookupTable]
     private let tableReaders: [TableReader]
@@ -59,6 +61,7 @@ public final class PipelineRunner: Sendable {
         // Kafka and state log lines carry the pipeline's name too.
         var client = client.logging(to: logger)
         chain = try StageChain(pipeline, file: file, registry: registry)
+        expiry = StreamStateExpiry(pipeline: pipeline, chain: chain, metrics: metrics)
         if pipeline.delivery == .exactlyOnce {
             // One transactional producer for the output, the dead letters and the changelog,
             // with an id that stays the same when this member restarts (it fences the instance
@@ -70,7 +73,9 @@ public final class PipelineRunner: Sendable {
             guard let stateDirectory else {
                 throw StageError("pipeline \(pipeline.name) has stateful stages and needs a state directory (--state-dir)")
             }
-            state = StateOptions(directory: stateDirectory, name: pipeline.name, changelog: pipeline.changelog)
+            state = StateOptions(
+                directory: stateDirectory, name: pipeline.name, clearOnStreamEnd: pipeline.expiry.onStreamEnd == .drop,
+                changelog: pipeline.changelog)
         }
         stateRoot = state.map { "\($0.directory)/\(pipeline.name)" }
         // With a state directory a table is kept in LMDB and a restart reads only what is new.
@@ -188,6 +193,7 @@ public final class PipelineRunner: Sendable {
         // Weak: the consumer's handlers must not keep a stopped runner alive.
         consumer.onStreamReceived { [weak self] stream in self?.attach(stream) }
         consumer.onPackageFailed { [failures] failure in await failures.handle(failure) }
+        if let expiry { consumer.onCheckpointing { try expiry.sweep($0) } }
         consumer.onConsumed { [metrics, name = pipeline.name] counts in
             for (partition, count) in counts {
                 metrics?.recordConsumed(pipeline: name, topic: partition.topic, partition: partition.partition, messages: count.messages, bytes: count.bytes)
@@ -257,9 +263,11 @@ public final class PipelineRunner: Sendable {
     /// Runs each message of `stream` through the stages and writes what they pass on.
     private func attach(_ stream: StreamConsumer) {
         let chain = chain
+        let expiry = expiry
         let output = output
         let metrics = metrics
         let name = pipeline.name
+        let dropsStateOnEnd = pipeline.expiry.onStreamEnd == .drop
         let id = stream.streamID
         var state: (@Sendable (String) throws -> StreamState)?
         if chain.isStateful {
@@ -283,7 +291,10 @@ public final class PipelineRunner: Sendable {
         }
         stream.onFrameReceived { stream, frame in
             let start = ContinuousClock.now
-            let result = try chain.process(frame, contexts)
+            let result =
+                try expiry.map { expiry in
+                    try expiry.process(frame, partition: stream.partition, state: { try stream.state($0) }) { try chain.process($0, contexts) }
+                } ?? (try chain.process(frame, contexts))
             let (events, metadata) = contexts.emitted.take()
             do {
                 if result.rowCount > 0 { try await output.write(result, stream: id) }
@@ -307,6 +318,7 @@ public final class PipelineRunner: Sendable {
         stream.onStreamClosed { stream, type in
             // Revoked or idle: the stream goes on elsewhere or later; its held rows go out now.
             guard stream.receivedStreamEnd else { return try await output.release(id) }
+            if chain.isStateful, dropsStateOnEnd { metrics?.recordExpired(pipeline: name, reason: "end") }
             try await output.end(id, type)
         }
     }

@@ -6,6 +6,11 @@ public struct StageChain: Sendable {
     public struct Step: Sendable {
         public let id: String
         public let stage: any Stage
+        /// Whether the stage keeps state (in the store named by its id).
+        public let isStateful: Bool
+
+        /// The stage's `ttl` in nanoseconds, when it has one.
+        var ttl: Int64? { (stage as? ExpiringStage)?.ttl }
     }
 
     public let pipeline: String
@@ -16,13 +21,14 @@ public struct StageChain: Sendable {
     public init(_ pipeline: Pipeline, file: String, registry: StageRegistry) throws(ConfigErrors) {
         self.pipeline = pipeline.name
         var steps: [Step] = []
-        var stateful = false
         for (index, declared) in pipeline.stages.enumerated() {
-            steps.append(Step(id: declared.id, stage: try registry.make(declared, file: file, path: "spec.stages[\(index)]")))
-            stateful = stateful || registry[declared.uses]?.isStateful == true
+            steps.append(
+                Step(
+                    id: declared.id, stage: try registry.make(declared, file: file, path: "spec.stages[\(index)]"),
+                    isStateful: registry[declared.uses]?.isStateful == true))
         }
         self.steps = steps
-        isStateful = stateful
+        isStateful = steps.contains(where: \.isStateful)
     }
 
     /// The contexts of one stream's stages. `state` gives the stream's state in a store (nil

@@ -33,10 +33,16 @@ public struct StageDescriptor: Sendable {
     ) {
         self.name = name
         self.summary = summary
-        self.options = options
+        // Every stateful stage takes a ttl; the registry applies it (`ExpiringStage`).
+        self.options = isStateful ? options + [Self.ttlOption] : options
         self.isStateful = isStateful
         self.make = make
     }
+}
+
+extension StageDescriptor {
+    static let ttlOption = StageOption(
+        "ttl", "duration", "remove a stream's state in this stage when no row of it reached the stage for this long (data time); default: kept")
 }
 
 /// The stages compiled into quixd, by name: the built-in ones and those of stage targets
@@ -82,8 +88,13 @@ public struct StageRegistry: Sendable {
                 ConfigError(file: file, line: stage.line, column: stage.column, keyPath: "\(path).uses", message: "no stage named \"\(stage.uses)\"")
             ])
         }
-        options.check(against: descriptor.options, stage: descriptor.name)
-        let made = options.errors.isEmpty ? descriptor.make(&options) : nil
+        let statelessTTL = !descriptor.isStateful && options.values["ttl"] != nil
+        options.check(against: descriptor.options + (statelessTTL ? [StageDescriptor.ttlOption] : []), stage: descriptor.name)
+        if statelessTTL { options.fail("ttl", "stage \(descriptor.name) keeps no state, so it has none to expire") }
+        var made = options.errors.isEmpty ? descriptor.make(&options) : nil
+        if descriptor.isStateful, options.values["ttl"] != nil, let inner = made {
+            made = StageTime.positive(&options, "ttl").map { ExpiringStage(inner: inner, ttl: $0) }
+        }
         guard options.errors.isEmpty, let made else {
             throw ConfigErrors(errors: options.errors.isEmpty ? [options.error("", "the stage could not be made from these options")] : options.errors)
         }

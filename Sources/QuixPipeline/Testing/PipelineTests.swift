@@ -96,6 +96,7 @@ public struct PipelineTestSuite: Sendable {
     /// Runs every test; returns the report lines and whether all passed.
     public func run(_ pipeline: Pipeline, file pipelineFile: String, registry: StageRegistry) throws -> (lines: [String], passed: Bool) {
         let chain = try StageChain(pipeline, file: pipelineFile, registry: registry)
+        let expiry = StreamStateExpiry(pipeline: pipeline, chain: chain, metrics: nil)
         let routes = OutputRoutes(pipeline.outputs)
         for test in tests {
             for expectation in test.expect where expectation.output != nil && !routes.outputs.contains(where: { $0.id == expectation.output }) {
@@ -106,7 +107,7 @@ public struct PipelineTestSuite: Sendable {
         var lines: [String] = []
         var passed = true
         for test in tests {
-            let differences = try run(test, pipeline, chain, routes)
+            let differences = try run(test, pipeline, chain, expiry, routes)
             if differences.isEmpty {
                 lines.append("ok   \(test.name)")
             } else {
@@ -118,7 +119,9 @@ public struct PipelineTestSuite: Sendable {
         return (lines, passed)
     }
 
-    private func run(_ test: TestCase, _ pipeline: Pipeline, _ chain: StageChain, _ routes: OutputRoutes) throws -> [String] {
+    private func run(
+        _ test: TestCase, _ pipeline: Pipeline, _ chain: StageChain, _ expiry: StreamStateExpiry?, _ routes: OutputRoutes
+    ) throws -> [String] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quixd-test-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let state = try LocalState(directory: directory)
@@ -140,7 +143,11 @@ public struct PipelineTestSuite: Sendable {
             contexts[id] = streamContexts
             for row in input.rows {
                 do {
-                    let result = try chain.process(Self.frame(row), streamContexts)
+                    let frame = try Self.frame(row)
+                    let result =
+                        try expiry.map { expiry in
+                            try expiry.process(frame, partition: 0, state: { state.stream(id, store: $0) }) { try chain.process($0, streamContexts) }
+                        } ?? (try chain.process(frame, streamContexts))
                     if result.rowCount > 0 {
                         frames["", default: [:]][id, default: []].append(result)
                         for (index, rows) in routes.route(result) { frames[routes.outputs[index].id, default: [:]][id, default: []].append(rows) }

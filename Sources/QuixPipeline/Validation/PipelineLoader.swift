@@ -67,22 +67,31 @@ public enum PipelineLoader {
             interval = checkpoint["interval"].map { reader.duration($0, "spec.checkpoint.interval") } ?? interval
         }
         var changelog: Bool? = true
-        if let node = spec["state"], let state = reader.mapping(node, "spec.state", allowed: ["changelog"]) {
+        var expiry: Pipeline.StateExpiry? = Pipeline.StateExpiry()
+        if let node = spec["state"], let state = reader.mapping(node, "spec.state", allowed: ["changelog", "onStreamEnd", "idle"]) {
             changelog = state["changelog"].map { reader.bool($0, "spec.state.changelog") } ?? changelog
             if changelog == false, delivery == .exactlyOnce {
                 reader.fail(
                     state["changelog"], "spec.state.changelog",
                     "exactly-once needs the changelog: state a crash left behind the last transaction catches up from it")
             }
+            let onStreamEnd = state["onStreamEnd"].map { reader.choice($0, "spec.state.onStreamEnd", Pipeline.StateExpiry.OnStreamEnd.self) } ?? .keep
+            let idle = state["idle"].map { reader.duration($0, "spec.state.idle") }
+            if let onStreamEnd, idle != .some(nil) {
+                expiry = Pipeline.StateExpiry(onStreamEnd: onStreamEnd, idle: idle ?? nil)
+            } else {
+                expiry = nil
+            }
         }
         var onError: Pipeline.ErrorPolicy? = Pipeline.ErrorPolicy(kind: .stop, topic: nil)
         if let node = spec["onError"] {
             onError = readErrorPolicy(node, &reader)
         }
-        guard let name, let input, let stages, let tables, let outputs, let delivery, let interval, let changelog, let onError else { return nil }
+        guard let name, let input, let stages, let tables, let outputs, let delivery, let interval, let changelog, let expiry, let onError
+        else { return nil }
         return Pipeline(
             name: name, input: input, stages: stages, tables: tables, outputs: outputs, delivery: delivery, checkpointInterval: interval,
-            changelog: changelog, onError: onError)
+            changelog: changelog, expiry: expiry, onError: onError)
     }
 
     private static func readInput(_ node: Node, _ name: String?, _ reader: inout NodeReader) -> Pipeline.Input? {

@@ -148,6 +148,14 @@ final class PartitionTask: Sendable {
             return progress.processed
         }
         guard let processed else { return nil }
+        // Housekeeping first: its changes belong to the last package processed, so this cut has them.
+        if let state, let housekeeping = consumer.checkpointingHandler {
+            do {
+                try housekeeping(PartitionStateAccess(partition: partition, state: state))
+            } catch {
+                consumer.report(error, "checkpointing \(partition.topic)[\(partition.partition)]")
+            }
+        }
         let offset = [processed, streams.oldestHeldOffset, tracker.lowestHeld].compactMap { $0 }.min()!
         return (offset, state?.savepoint())
     }

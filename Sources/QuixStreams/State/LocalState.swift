@@ -16,6 +16,9 @@ public final class LocalState: Sendable {
         StreamState(partition: state, store: store, streamID: id)
     }
 
+    /// The state as a checkpointing handler sees a partition's (`TopicConsumer.onCheckpointing`).
+    public var access: PartitionStateAccess { PartitionStateAccess(partition: state.partition, state: state) }
+
     /// Writes the pending changes with `offset` as the checkpoint, in one transaction.
     public func checkpoint(offset: Int64) throws {
         try state.checkpoint(offset: offset)

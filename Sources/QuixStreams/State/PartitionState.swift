@@ -28,7 +28,8 @@ final class PartitionState: Sendable {
     enum Change: Sendable {
         case put(store: String, key: [UInt8], value: [UInt8])
         case delete(store: String, key: [UInt8])
-        case deletePrefix(store: String, prefix: [UInt8])
+        /// Every key of these streams (their key prefixes, `StreamState.prefix(of:)`).
+        case deleteStreams(store: String, prefixes: Set<[UInt8]>)
     }
 
     struct Pending: Sendable {
@@ -41,9 +42,9 @@ final class PartitionState: Sendable {
         var offset: Int64 = 0
         /// The pending value of each changed key (nil: deleted).
         var overlay: [String: [[UInt8]: [UInt8]?]] = [:]
-        /// Prefixes deleted since the last checkpoint, per store: keys under them that are not
-        /// in the overlay read as absent.
-        var clearedPrefixes: [String: [[UInt8]]] = [:]
+        /// The key prefixes of streams deleted since the last checkpoint, per store: their keys
+        /// that are not in the overlay read as absent.
+        var clearedPrefixes: [String: Set<[UInt8]>] = [:]
         var databases: [String: Database] = [:]
         var stores: Set<String> = []
         var storesChanged = false
@@ -101,7 +102,7 @@ final class PartitionState: Sendable {
 
     func get(store: String, key: [UInt8]) throws -> [UInt8]? {
         let (pending, cleared, database) = state.withLock { state -> ([UInt8]??, Bool, Database?) in
-            let cleared = state.clearedPrefixes[store]?.contains { key.starts(with: $0) } ?? false
+            let cleared = state.clearedPrefixes[store].map { Self.isUnder(key, $0) } ?? false
             return (state.overlay[store]?[key], cleared, state.databases[store])
         }
         if let pending { return pending }
@@ -120,7 +121,7 @@ final class PartitionState: Sendable {
             try environment.read { txn in
                 try txn.forEach(in: database, prefix: prefix) { key, _ in
                     let key = Array(key)
-                    if !cleared.contains(where: { key.starts(with: $0) }) { keys.insert(key) }
+                    if !Self.isUnder(key, cleared) { keys.insert(key) }
                     return true
                 }
             }
@@ -131,6 +132,27 @@ final class PartitionState: Sendable {
         return keys.sorted { $0.lexicographicallyPrecedes($1) }
     }
 
+    /// At most `limit` keys of `store` from `lower` on, in key order, with pending changes
+    /// applied: reads no more of the store than it returns.
+    func keys(store: String, from lower: [UInt8], limit: Int) throws -> [[UInt8]] {
+        let (overlay, cleared, database) = state.withLock { state in
+            (state.overlay[store] ?? [:], state.clearedPrefixes[store] ?? [], state.databases[store])
+        }
+        var keys: [[UInt8]] = []
+        if let database = try database ?? existingDatabase(store) {
+            try environment.read { txn in
+                try txn.forEach(in: database, from: lower) { key, _ in
+                    let key = Array(key)
+                    if overlay[key] == nil, !Self.isUnder(key, cleared) { keys.append(key) }
+                    return keys.count < limit
+                }
+            }
+        }
+        // The smallest `limit` of both: a stored key among them is among the first `limit` stored.
+        for case let (key, .some) in overlay where !key.lexicographicallyPrecedes(lower) { keys.append(key) }
+        return Array(keys.sorted { $0.lexicographicallyPrecedes($1) }.prefix(limit))
+    }
+
     func put(store: String, key: [UInt8], value: [UInt8]) {
         record(.put(store: store, key: key, value: value))
     }
@@ -139,8 +161,17 @@ final class PartitionState: Sendable {
         record(.delete(store: store, key: key))
     }
 
-    func deletePrefix(store: String, prefix: [UInt8]) {
-        record(.deletePrefix(store: store, prefix: prefix))
+    /// Deletes every key of the streams with these key prefixes (`StreamState.prefix(of:)`).
+    func deleteStreams(store: String, prefixes: Set<[UInt8]>) {
+        guard !prefixes.isEmpty else { return }
+        record(.deleteStreams(store: store, prefixes: prefixes))
+    }
+
+    /// Whether `key` belongs to one of the streams with these key prefixes.
+    private static func isUnder(_ key: [UInt8], _ prefixes: Set<[UInt8]>) -> Bool {
+        guard !prefixes.isEmpty, key.count >= 2 else { return false }
+        let end = 2 + (Int(key[0]) << 8 | Int(key[1]))
+        return end <= key.count && prefixes.contains(Array(key[..<end]))
     }
 
     private func record(_ change: Change) {
@@ -163,9 +194,9 @@ final class PartitionState: Sendable {
             if state.stores.insert(store).inserted { state.storesChanged = true }
         case .delete(let store, let key):
             state.overlay[store, default: [:]][key] = .some(nil)
-        case .deletePrefix(let store, let prefix):
-            state.overlay[store] = state.overlay[store]?.filter { !$0.key.starts(with: prefix) }
-            state.clearedPrefixes[store, default: []].append(prefix)
+        case .deleteStreams(let store, let prefixes):
+            state.overlay[store] = state.overlay[store]?.filter { !isUnder($0.key, prefixes) }
+            state.clearedPrefixes[store, default: []].formUnion(prefixes)
         }
     }
 
@@ -203,13 +234,15 @@ final class PartitionState: Sendable {
             switch change {
             case .put(let store, let key, let value): effects[store, default: [:]][key] = .some(value)
             case .delete(let store, let key): effects[store, default: [:]][key] = .some(nil)
-            case .deletePrefix(let store, let prefix):
-                for key in effects[store, default: [:]].keys where key.starts(with: prefix) { effects[store]![key] = .some(nil) }
+            case .deleteStreams(let store, let prefixes):
+                for key in effects[store, default: [:]].keys where Self.isUnder(key, prefixes) { effects[store]![key] = .some(nil) }
                 if let database = try existingDatabase(store) {
                     try environment.read { txn in
-                        try txn.forEach(in: database, prefix: prefix) { key, _ in
-                            effects[store, default: [:]][Array(key)] = .some(nil)
-                            return true
+                        for prefix in prefixes {
+                            try txn.forEach(in: database, prefix: prefix) { key, _ in
+                                effects[store, default: [:]][Array(key)] = .some(nil)
+                                return true
+                            }
                         }
                     }
                 }
@@ -235,7 +268,8 @@ final class PartitionState: Sendable {
                 switch change {
                 case .put(let store, let key, let value): try txn.put(value, for: key, in: databases[store]!)
                 case .delete(let store, let key): _ = try txn.delete(key, in: databases[store]!)
-                case .deletePrefix(let store, let prefix): _ = try txn.deleteAll(in: databases[store]!, prefix: prefix)
+                case .deleteStreams(let store, let prefixes):
+                    for prefix in prefixes { _ = try txn.deleteAll(in: databases[store]!, prefix: prefix) }
                 }
             }
             if storesChanged { try txn.put(Self.encodeStores(stores), for: Self.storesKey, in: meta) }
@@ -335,7 +369,7 @@ final class PartitionState: Sendable {
 extension PartitionState.Change {
     var store: String {
         switch self {
-        case .put(let store, _, _), .delete(let store, _), .deletePrefix(let store, _): store
+        case .put(let store, _, _), .delete(let store, _), .deleteStreams(let store, _): store
         }
     }
 }

@@ -107,7 +107,7 @@ public struct StreamState: Sendable {
 
     /// Deletes every key of this stream in this store.
     public func clear() {
-        partition.deletePrefix(store: store, prefix: prefix)
+        partition.deleteStreams(store: store, prefixes: [prefix])
     }
 
     /// This stream's keys in this store, in byte order.
