@@ -26,10 +26,17 @@ struct Test: ParsableCommand {
         do {
             suite = try PipelineTestSuite(file: testsFile)
         } catch {
-            report("\(error)")
+            for mistake in error.errors { report(mistake.description) }
             throw ExitCode(2)
         }
-        let (lines, passed) = try suite.run(loaded, file: pipeline, registry: compiledStages)
+        let lines: [String]
+        let passed: Bool
+        do {
+            (lines, passed) = try suite.run(loaded, file: pipeline, registry: compiledStages)
+        } catch let mistakes as ConfigErrors {
+            for mistake in mistakes.errors { report(mistake.description) }
+            throw ExitCode(2)
+        }
         print(lines.joined(separator: "\n"))
         print(passed ? "\(suite.tests.count) tests passed" : "some of \(suite.tests.count) tests failed")
         if !passed { throw ExitCode(1) }

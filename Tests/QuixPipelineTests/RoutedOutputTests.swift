@@ -143,6 +143,8 @@ struct RoutedOutputTests {
         #expect(failed.lines.contains("     stream car-1 → alerts: expected 1 rows, got 2"), "\(failed.lines)")
         #expect(failed.lines.contains("     stream car-1 → alerts: expected 1 events, got 0"), "\(failed.lines)")
         let unknown = try suite("      - { stream: car-1, output: fast, rows: [] }")
-        #expect(throws: StageError.self) { try unknown.run(pipeline, file: "p.yaml", registry: .builtIn) }
+        let error = try #require(throws: ConfigErrors.self) { try unknown.run(pipeline, file: "p.yaml", registry: .builtIn) }
+        #expect(error.errors.map(\.keyPath) == ["tests[0].expect[0].output"], "\(error)")
+        #expect(error.errors.first?.line ?? 0 > 0 && error.description.contains("no output \"fast\"; its outputs: all, alerts, slow"), "\(error)")
     }
 }

@@ -29,6 +29,14 @@ struct DaemonTests {
         #expect(failed.status == 1)
         #expect(failed.output.contains("FAIL adds the total g-force and its 10 s rolling mean per vehicle"), "\(failed.output)")
         #expect(failed.output.contains("stream car-1 row 1 (timestamp 1000000000): gForceTotal expected 1.25, got 1.2"), "\(failed.output)")
+        try String(contentsOf: repository.appendingPathComponent("pipelines/gforce.test.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "timestamp: 0s", with: "timestamp: never")
+            .write(to: broken, atomically: true, encoding: .utf8)
+        let misread = try await runQuixd(["test", repository.appendingPathComponent("pipelines/gforce.yaml").path, broken.path])
+        #expect(misread.status == 2, "a tests file that cannot be read is a usage error")
+        #expect(
+            misread.error.contains(#"\#(broken.path):7:26: tests[0].input[0].rows[0].timestamp: expected a timestamp"#) && misread.error.contains(#"found "never""#),
+            "\(misread.error)")
     }
 
     @Test("quixd stages lists every compiled-in stage with its options")

@@ -1,6 +1,5 @@
 import Foundation
 import QuixStreams
-import Yams
 
 /// `quixd test`: a pipeline's stages run in process on declared input, without a broker, and
 /// what they emit (and keep in state) compared with what the tests file expects.
@@ -32,7 +31,7 @@ public struct PipelineTestSuite: Sendable {
     public struct TestCase: Sendable {
         public var name: String
         /// Rows of the pipeline's tables by table name; `key` names the row.
-        var tables: [String: [[String: Cell]]]
+        var tables: [String: TableRows]
         var input: [Input]
         var expect: [Expectation]
         var state: [StateExpectation]
@@ -40,14 +39,26 @@ public struct PipelineTestSuite: Sendable {
 
     struct Input: Sendable {
         var stream: String
-        var rows: [[String: Cell]]
+        var rows: [InputRow]
         var events: [EventData]
+    }
+
+    struct InputRow: Sendable {
+        var timestamp: Int64
+        var cells: [String: Cell]
+    }
+
+    struct TableRows: Sendable {
+        /// Where the table's name is in the file.
+        var place: SourcePlace
+        var rows: [[String: Cell]]
     }
 
     struct Expectation: Sendable {
         var stream: String
         /// The id of the output whose rows and events are compared; nil: the stages' result.
         var output: String?
+        var outputPlace: SourcePlace?
         var rows: [[String: Cell]]?
         var events: [ExpectedEvent]?
     }
@@ -83,14 +94,10 @@ public struct PipelineTestSuite: Sendable {
     public let file: String
     public let tests: [TestCase]
 
-    /// Reads a tests file; a mistake names the file and the test.
-    public init(file: String) throws {
+    /// Reads a tests file; every mistake is reported with its file:line:col and key path.
+    public init(file: String) throws(ConfigErrors) {
         self.file = file
-        let text = try String(contentsOfFile: file, encoding: .utf8)
-        guard let root = try Yams.load(yaml: text) as? [String: Any], let list = root["tests"] as? [[String: Any]] else {
-            throw StageError("\(file): expected a mapping with a list under tests:")
-        }
-        tests = try list.enumerated().map { index, entry in try Self.testCase(entry, "\(file): tests[\(index)]") }
+        tests = try PipelineTestReader.read(file: file)
     }
 
     /// Runs every test; returns the report lines and whether all passed.
@@ -98,12 +105,7 @@ public struct PipelineTestSuite: Sendable {
         let chain = try StageChain(pipeline, file: pipelineFile, registry: registry)
         let expiry = StreamStateExpiry(pipeline: pipeline, chain: chain, metrics: nil)
         let routes = OutputRoutes(pipeline.outputs)
-        for test in tests {
-            for expectation in test.expect where expectation.output != nil && !routes.outputs.contains(where: { $0.id == expectation.output }) {
-                throw StageError(
-                    "\(file): test \(test.name): no output \"\(expectation.output!)\"; the pipeline's outputs: \(routes.outputs.map(\.id).joined(separator: ", "))")
-            }
-        }
+        try check(against: pipeline, routes)
         var lines: [String] = []
         var passed = true
         for test in tests {
@@ -119,13 +121,29 @@ public struct PipelineTestSuite: Sendable {
         return (lines, passed)
     }
 
+    /// The output ids and table names the tests name must be the pipeline's.
+    private func check(against pipeline: Pipeline, _ routes: OutputRoutes) throws(ConfigErrors) {
+        var errors: [ConfigError] = []
+        for test in tests {
+            for expectation in test.expect {
+                guard let output = expectation.output, let place = expectation.outputPlace, !routes.outputs.contains(where: { $0.id == output }) else { continue }
+                errors.append(place.error(file, "the pipeline has no output \"\(output)\"; its outputs: \(routes.outputs.map(\.id).joined(separator: ", "))"))
+            }
+            for (name, table) in test.tables where !pipeline.tables.contains(where: { $0.name == name }) {
+                let names = pipeline.tables.isEmpty ? "it has none" : "its tables: " + pipeline.tables.map(\.name).joined(separator: ", ")
+                errors.append(table.place.error(file, "the pipeline has no table \"\(name)\"; \(names)"))
+            }
+        }
+        guard errors.isEmpty else { throw ConfigErrors(errors: errors) }
+    }
+
     private func run(
         _ test: TestCase, _ pipeline: Pipeline, _ chain: StageChain, _ expiry: StreamStateExpiry?, _ routes: OutputRoutes
     ) throws -> [String] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quixd-test-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let state = try LocalState(directory: directory)
-        let tables = try Self.tables(test, pipeline)
+        let tables = try tables(test, pipeline)
         var contexts: [String: StreamContexts] = [:]
         // By output id ("" for the stages' result), then stream.
         var frames: [String: [String: [TimeseriesFrame]]] = [:]
@@ -143,7 +161,7 @@ public struct PipelineTestSuite: Sendable {
             contexts[id] = streamContexts
             for row in input.rows {
                 do {
-                    let frame = try Self.frame(row)
+                    let frame = Self.frame(row)
                     let result =
                         try expiry.map { expiry in
                             try expiry.process(frame, partition: 0, state: { state.stream(id, store: $0) }) { try chain.process($0, streamContexts) }
@@ -194,14 +212,12 @@ public struct PipelineTestSuite: Sendable {
     }
 
     /// The pipeline's tables, in memory, with the rows the test declares.
-    private static func tables(_ test: TestCase, _ pipeline: Pipeline) throws -> [String: LookupTable] {
+    private func tables(_ test: TestCase, _ pipeline: Pipeline) throws -> [String: LookupTable] {
         var tables: [String: LookupTable] = [:]
         for table in pipeline.tables { tables[table.name] = try LookupTable(name: table.name, directory: nil) }
-        for (name, rows) in test.tables {
-            guard let table = tables[name], let declared = pipeline.tables.first(where: { $0.name == name }) else {
-                throw StageError("test \(test.name): the pipeline has no table \"\(name)\"; its tables: \(pipeline.tables.map(\.name).joined(separator: ", "))")
-            }
-            let updates = try rows.map { row -> (key: String, row: [String: TableCell]?) in
+        for (name, declared) in test.tables {
+            guard let table = tables[name], let spec = pipeline.tables.first(where: { $0.name == name }) else { continue }
+            let updates = try declared.rows.enumerated().map { index, row -> (key: String, row: [String: TableCell]?) in
                 var cells: [String: TableCell] = [:]
                 for (column, cell) in row where column != "key" {
                     switch cell {
@@ -211,11 +227,16 @@ public struct PipelineTestSuite: Sendable {
                     }
                 }
                 let key: String? =
-                    switch declared.key {
-                    case .streamID: row["key"].flatMap(keyText)
+                    switch spec.key {
+                    case .streamID: row["key"].flatMap(Self.keyText)
                     case .field(let field): cells[field]?.keyText
                     }
-                guard let key else { throw StageError("test \(test.name): a row of table \(name) needs its key") }
+                guard let key else {
+                    let keyName = if case .field(let field) = spec.key { "the field \(field)" } else { "key: the stream id" }
+                    var place = declared.place
+                    place.keyPath += "[\(index)]"
+                    throw ConfigErrors(errors: [place.error(file, "a row of table \(name) needs its key (\(keyName))")])
+                }
                 return (key, cells)
             }
             try table.apply(updates, offsets: [:])
@@ -280,10 +301,9 @@ public struct PipelineTestSuite: Sendable {
 
     // MARK: Reading
 
-    private static func frame(_ row: [String: Cell]) throws -> TimeseriesFrame {
-        guard case .number(let time) = row["timestamp"] else { throw StageError("a row needs a timestamp") }
-        var frame = TimeseriesFrame(timestamps: [Int64(time)])
-        for (name, cell) in row.sorted(by: { $0.key < $1.key }) where name != "timestamp" {
+    private static func frame(_ row: InputRow) -> TimeseriesFrame {
+        var frame = TimeseriesFrame(timestamps: [row.timestamp])
+        for (name, cell) in row.cells.sorted(by: { $0.key < $1.key }) {
             switch cell {
             case .number(let value): frame[name] = NumericColumn([value])
             case .text(let text): frame.setStrings(name, [text])
@@ -291,86 +311,5 @@ public struct PipelineTestSuite: Sendable {
             }
         }
         return frame
-    }
-
-    private static func testCase(_ entry: [String: Any], _ path: String) throws -> TestCase {
-        guard let name = entry["name"] as? String else { throw StageError("\(path): needs a name") }
-        let path = "\(path) (\(name))"
-        let inputs = try (entry["input"] as? [[String: Any]] ?? []).map { item -> Input in
-            guard let stream = item["stream"].map({ "\($0)" }) else { throw StageError("\(path): an input needs a stream") }
-            let rows = try (item["rows"] as? [[String: Any]] ?? []).map { try cells($0, path) }
-            let events = try (item["events"] as? [[String: Any]] ?? []).map { event -> EventData in
-                guard let id = event["id"] as? String, let time = try timestamp(event["timestamp"], path) else {
-                    throw StageError("\(path): an input event needs an id and a timestamp")
-                }
-                return EventData(id: id, timestamp: time, value: event["value"].map { "\($0)" } ?? "")
-            }
-            return Input(stream: stream, rows: rows, events: events)
-        }
-        let expectations = try (entry["expect"] as? [[String: Any]] ?? []).map { item -> Expectation in
-            guard let stream = item["stream"].map({ "\($0)" }) else { throw StageError("\(path): an expectation needs a stream") }
-            let rows = try (item["rows"] as? [[String: Any]]).map { try $0.map { try cells($0, path) } }
-            let events = try (item["events"] as? [[String: Any]]).map { list in
-                try list.map { event in
-                    ExpectedEvent(
-                        id: event["id"] as? String, timestamp: try timestamp(event["timestamp"], path), value: event["value"].map { "\($0)" },
-                        valueContains: event["valueContains"] as? String)
-                }
-            }
-            return Expectation(stream: stream, output: item["output"].map { "\($0)" }, rows: rows, events: events)
-        }
-        let state = try (entry["state"] as? [[String: Any]] ?? []).map { item -> StateExpectation in
-            guard let stream = item["stream"].map({ "\($0)" }), let stage = item["stage"] as? String, let key = item["key"].map({ "\($0)" }) else {
-                throw StageError("\(path): a state expectation needs stream, stage and key")
-            }
-            return StateExpectation(stream: stream, stage: stage, key: key, value: try item["value"].map { try cell($0, path) })
-        }
-        guard !inputs.isEmpty else { throw StageError("\(path): needs input") }
-        var tables: [String: [[String: Cell]]] = [:]
-        for (table, rows) in entry["tables"] as? [String: Any] ?? [:] {
-            guard let rows = rows as? [[String: Any]] else { throw StageError("\(path): tables.\(table) needs a list of rows") }
-            tables[table] = try rows.map { try $0.mapValues { try cell($0, path) } }
-        }
-        return TestCase(name: name, tables: tables, input: inputs, expect: expectations, state: state)
-    }
-
-    private static func cells(_ row: [String: Any], _ path: String) throws -> [String: Cell] {
-        var result: [String: Cell] = [:]
-        for (key, value) in row {
-            if key == "timestamp" {
-                guard let time = try timestamp(value, path) else { throw StageError("\(path): a row needs a timestamp") }
-                result[key] = .number(Double(time))
-            } else {
-                result[key] = try cell(value, path)
-            }
-        }
-        return result
-    }
-
-    private static func cell(_ value: Any, _ path: String) throws -> Cell {
-        switch value {
-        case let number as Int: .number(Double(number))
-        case let number as Double: .number(number)
-        case let flag as Bool: .number(flag ? 1 : 0)
-        case let text as String: .text(text)
-        case is NSNull: .missing
-        default: throw StageError("\(path): \(value) is not a number, a text or null")
-        }
-    }
-
-    private static func timestamp(_ value: Any?, _ path: String) throws -> Int64? {
-        switch value {
-        case nil: return nil
-        case let number as Int: return Int64(number)
-        case let text as String:
-            if let duration = parseDuration(text) ?? (text == "0" ? .zero : nil) {
-                let (seconds, attoseconds) = duration.components
-                return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-            }
-            if let time = MessageFormats.timestamp(text) { return time }
-            throw StageError("\(path): timestamp \"\(text)\" is not ns, a duration (1s) or ISO-8601")
-        default:
-            throw StageError("\(path): timestamp \(value!) is not ns, a duration (1s) or ISO-8601")
-        }
     }
 }
