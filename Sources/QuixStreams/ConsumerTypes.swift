@@ -34,8 +34,22 @@ public struct PackageFailure: Sendable {
     public var timestampMilliseconds: Int64?
     public var streamID: String
     public var error: any Error
-    /// Where it failed, in words.
-    public var context: String
+    /// Where it failed.
+    public var phase: Phase
+
+    public enum Phase: Sendable, Equatable, CustomStringConvertible {
+        /// The package is not a Quix package the consumer can read.
+        case decoding
+        /// A handler threw; the words say which (`a handler of stream car-1`).
+        case handling(String)
+
+        public var description: String {
+            switch self {
+            case .decoding: "decoding"
+            case .handling(let handler): handler
+            }
+        }
+    }
 }
 
 /// What a topic consumer does after a package failed.
@@ -51,7 +65,7 @@ public struct ConsumerStoppedAtFailure: Error, CustomStringConvertible {
     public var failure: PackageFailure
 
     public var description: String {
-        "stopped at \(failure.topic)[\(failure.partition)] offset \(failure.offset): \(failure.context): \(failure.error)"
+        "stopped at \(failure.topic)[\(failure.partition)] offset \(failure.offset): \(failure.phase): \(failure.error)"
     }
 }
 

@@ -13,21 +13,21 @@ struct SampleData {
 
     init(csv: String, file: String) throws {
         var lines = csv.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
-        guard !lines.isEmpty else { throw FormatError("\(file): empty") }
+        guard !lines.isEmpty else { throw SampleDataError("\(file): empty") }
         let header = lines.removeFirst().split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         guard let streamIndex = header.firstIndex(of: "stream"), let timeIndex = header.firstIndex(of: "timestamp") else {
-            throw FormatError("\(file):1: needs stream and timestamp columns")
+            throw SampleDataError("\(file):1: needs stream and timestamp columns")
         }
         var cells: [String: [[String]]] = [:]
         for (index, line) in lines.enumerated() {
             let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard fields.count == header.count else { throw FormatError("\(file):\(index + 2): \(fields.count) fields, the header has \(header.count)") }
+            guard fields.count == header.count else { throw SampleDataError("\(file):\(index + 2): \(fields.count) fields, the header has \(header.count)") }
             if cells[fields[streamIndex]] == nil { order.append(fields[streamIndex]) }
             cells[fields[streamIndex], default: []].append(fields)
         }
         for (stream, rows) in cells {
             var frame = TimeseriesFrame(timestamps: try rows.map { fields in
-                guard let time = MessageFormats.timestamp(fields[timeIndex]) else { throw FormatError("\(file): bad timestamp \"\(fields[timeIndex])\"") }
+                guard let time = MessageFormats.timestamp(fields[timeIndex]) else { throw SampleDataError("\(file): bad timestamp \"\(fields[timeIndex])\"") }
                 return time
             })
             for (column, name) in header.enumerated() where column != streamIndex && column != timeIndex {
@@ -71,4 +71,11 @@ struct SampleData {
         }
         return rows
     }
+}
+
+/// A sample CSV that cannot be read: the file (and line) and what is wrong.
+struct SampleDataError: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) { self.description = description }
 }

@@ -101,6 +101,7 @@ struct DaemonTests {
         #expect(dead.count == 3, "\(daemon.log)")
         let headers = dead.map { message in Dictionary(uniqueKeysWithValues: message.headers.map { ($0.name, String(decoding: $0.value ?? [], as: UTF8.self)) }) }
         #expect(headers.map { $0["quixd-stage"] } == ["input", "input", "tickets"])
+        #expect(headers.map { $0["quixd-error-code"] } == ["malformed-message", "malformed-message", "bad-data"], "\(headers)")
         #expect(headers.allSatisfy { $0["quixd-pipeline"] == "gforce" && $0["quixd-source-topic"] == "telemetry" })
         #expect(dead.map { Array($0.value ?? []) } == [garbage, wrongTypes, QuixCodec.encode(.timeseries(textFrame))], "the original bytes")
         #expect(headers[2]["quixd-error"]?.contains("camera_frame") == true, "\(headers)")

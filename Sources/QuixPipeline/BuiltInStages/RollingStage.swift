@@ -171,7 +171,7 @@ public struct RollingStage: Stage {
 
     static func decode(_ bytes: [UInt8], _ context: StageContext) throws -> [Entry] {
         guard bytes.count % 16 == 0 else {
-            throw StageError("stage \"\(context.stage)\": the rolling window of stream \"\(context.streamID)\" in state is corrupt (\(bytes.count) bytes)")
+            throw PipelineError(.state, "the rolling window of stream \"\(context.streamID)\" in state is corrupt (\(bytes.count) bytes)")
         }
         func word(_ offset: Int) -> UInt64 {
             var value: UInt64 = 0

@@ -24,14 +24,14 @@ final class FailurePolicy: Sendable {
 
     /// What the consumer does with a message that failed.
     func handle(_ failure: PackageFailure) async -> PackageDisposition {
-        let stage = (failure.error as? StageFailure)?.stage ?? (failure.context == "decoding" ? "input" : "handler")
-        let reason = (failure.error as? StageFailure).map { "\($0.error)" } ?? "\(failure.error)"
+        let error = PipelineError(failure)
+        let stage = error.stage ?? "handler"
         metrics?.recordError(pipeline: pipeline.name, stage: stage)
         let metadata: Logger.Metadata = [
-            "stage": "\(stage)", "error": "\(reason)", "stream": "\(failure.streamID)",
+            "stage": "\(stage)", "code": "\(error.code.rawValue)", "error": "\(error.message)", "stream": "\(failure.streamID)",
             "source": "\(failure.topic)[\(failure.partition)]@\(failure.offset)",
         ]
-        let kind = "\(stage): \(Self.kind(of: (failure.error as? StageFailure)?.error ?? failure.error))"
+        let kind = "\(stage): \(error.code.rawValue)" + ((failure.error as? QuixProtocolError).map { " \($0.code)" } ?? "")
         switch pipeline.onError.kind {
         case .skip:
             metrics?.recordSkipped(pipeline: pipeline.name)
@@ -45,7 +45,8 @@ final class FailurePolicy: Sendable {
             let headers = [
                 KafkaHeader("quixd-pipeline", Array(pipeline.name.utf8)),
                 KafkaHeader("quixd-stage", Array(stage.utf8)),
-                KafkaHeader("quixd-error", Array(reason.utf8)),
+                KafkaHeader("quixd-error", Array(error.message.utf8)),
+                KafkaHeader("quixd-error-code", Array(error.code.rawValue.utf8)),
                 KafkaHeader("quixd-source-topic", Array(failure.topic.utf8)),
                 KafkaHeader("quixd-source-partition", Array(String(failure.partition).utf8)),
                 KafkaHeader("quixd-source-offset", Array(String(failure.offset).utf8)),
@@ -71,12 +72,6 @@ final class FailurePolicy: Sendable {
     func close() async {
         limiter.flush(logger)
         await deadLetters?.close()
-    }
-
-    /// An error's kind for the log limit: its type, and its code where it has one.
-    private static func kind(of error: any Error) -> String {
-        if let protocolError = error as? QuixProtocolError { return "QuixProtocolError.\(protocolError.code)" }
-        return String(describing: type(of: error))
     }
 }
 

@@ -21,8 +21,8 @@ public enum MessageFormats {
             let message = try QuixCodec.decodeFrame(value)
             switch message {
             case .model, .frame: return message
-            case .unknown(let key, let codec, _): throw FormatError("a Quix envelope of unknown model \(key) (codec \(codec))")
-            case .raw: throw FormatError("not a Quix 0.5 package: \(String(decoding: value.prefix(40), as: UTF8.self).debugDescription)")
+            case .unknown(let key, let codec, _): throw PipelineError(.malformedMessage, "a Quix envelope of unknown model \(key) (codec \(codec))")
+            case .raw: throw PipelineError(.malformedMessage, "not a Quix 0.5 package: \(String(decoding: value.prefix(40), as: UTF8.self).debugDescription)")
             }
         }
         case .json: { value, timestamp in try decodeJSON(value, kafkaTimestampMilliseconds: timestamp) }
@@ -38,15 +38,15 @@ public enum MessageFormats {
 
     /// A `json` message (`JSONRowCodec`): a one-row frame or an event; a `timestamp` text is
     /// read as ISO-8601.
-    public static func decodeJSON(_ value: ArraySlice<UInt8>, kafkaTimestampMilliseconds: Int64?) throws(FormatError) -> DecodedMessage {
+    public static func decodeJSON(_ value: ArraySlice<UInt8>, kafkaTimestampMilliseconds: Int64?) throws(PipelineError) -> DecodedMessage {
         do {
             return try JSONRowCodec.decode(value, kafkaTimestampMilliseconds: kafkaTimestampMilliseconds, parseTimestamp: timestamp)
         } catch {
             switch error.code {
             case .truncated, .unexpectedToken, .invalidUTF8:
-                throw FormatError("not JSON (\(error)): \(String(decoding: value.prefix(80), as: UTF8.self))")
+                throw PipelineError(.malformedMessage, "not JSON (\(error)): \(String(decoding: value.prefix(80), as: UTF8.self))")
             default:
-                throw FormatError(error.detail)
+                throw PipelineError(.malformedMessage, error.detail)
             }
         }
     }
@@ -78,11 +78,4 @@ public enum MessageFormats {
             ?? (try? Date.ISO8601FormatStyle().parse(text))
         return date.map { Int64(($0.timeIntervalSince1970 * 1e6).rounded()) * 1_000 }
     }
-}
-
-/// A message that is not in the format its input declares.
-public struct FormatError: Error, Sendable, CustomStringConvertible {
-    public var description: String
-
-    public init(_ description: String) { self.description = description }
 }

@@ -71,7 +71,7 @@ public final class PipelineRunner: Sendable {
         var state: StateOptions?
         if chain.isStateful {
             guard let stateDirectory else {
-                throw StageError("pipeline \(pipeline.name) has stateful stages and needs a state directory (--state-dir)")
+                throw PipelineError(.configuration, "pipeline \(pipeline.name) has stateful stages and needs a state directory (--state-dir)")
             }
             state = StateOptions(
                 directory: stateDirectory, name: pipeline.name, clearOnStreamEnd: pipeline.expiry.onStreamEnd == .drop,
@@ -275,7 +275,7 @@ public final class PipelineRunner: Sendable {
             // kept every stream, and its partition's LMDB environment, alive after its consumer
             // stopped (a restarted pipeline could not open its state again).
             state = { [weak stream] store in
-                guard let stream else { throw StageError("stream \(id) has ended; its state is closed") }
+                guard let stream else { throw PipelineError(.state, "stream \(id) has ended; its state is closed") }
                 return try stream.state(store)
             }
         }
@@ -301,7 +301,7 @@ public final class PipelineRunner: Sendable {
                 if !events.isEmpty { try await output.write(events, stream: id) }
                 if !metadata.isEmpty { try await output.forward(stream.properties, metadata: metadata, stream: id) }
             } catch {
-                throw StageFailure(stage: "output", error: error)
+                throw PipelineError(.output, "\(error)", stage: "output")
             }
             metrics?.recordProcessing(pipeline: name, latency: .now - start)
         }
@@ -312,7 +312,7 @@ public final class PipelineRunner: Sendable {
             do {
                 try await output.write(events, stream: id)
             } catch {
-                throw StageFailure(stage: "output", error: error)
+                throw PipelineError(.output, "\(error)", stage: "output")
             }
         }
         stream.onStreamClosed { stream, type in

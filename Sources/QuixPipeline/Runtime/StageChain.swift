@@ -45,13 +45,13 @@ public struct StageChain: Sendable {
     }
 
     /// Runs a frame through every stage; a frame left without rows stops early.
-    public func process(_ frame: TimeseriesFrame, _ contexts: StreamContexts) throws(StageFailure) -> TimeseriesFrame {
+    public func process(_ frame: TimeseriesFrame, _ contexts: StreamContexts) throws(PipelineError) -> TimeseriesFrame {
         var current = frame
         for (index, step) in steps.enumerated() {
             do {
                 current = try step.stage.process(current, contexts.contexts[index])
             } catch {
-                throw StageFailure(stage: step.id, error: error)
+                throw PipelineError.at(stage: step.id, error)
             }
             if current.rowCount == 0 { break }
         }
@@ -59,14 +59,14 @@ public struct StageChain: Sendable {
     }
 
     /// Runs an event through every stage; nil when a stage dropped it.
-    public func process(_ event: EventData, _ contexts: StreamContexts) throws(StageFailure) -> EventData? {
+    public func process(_ event: EventData, _ contexts: StreamContexts) throws(PipelineError) -> EventData? {
         var current = event
         for (index, step) in steps.enumerated() {
             do {
                 guard let next = try step.stage.process(current, contexts.contexts[index]) else { return nil }
                 current = next
             } catch {
-                throw StageFailure(stage: step.id, error: error)
+                throw PipelineError.at(stage: step.id, error)
             }
         }
         return current
@@ -87,13 +87,4 @@ public final class StreamContexts: Sendable {
         self.contexts = contexts
         self.emitted = emitted
     }
-}
-
-/// A stage threw while processing a message.
-public struct StageFailure: Error, Sendable, CustomStringConvertible {
-    /// The stage's id.
-    public var stage: String
-    public var error: any Error
-
-    public var description: String { "stage \(stage): \(error)" }
 }

@@ -55,14 +55,14 @@ public final class StageContext: Sendable {
 
     /// The pipeline's table `name` (`spec.tables`).
     public func table(_ name: String) throws -> LookupTable {
-        guard let table = tables[name] else { throw StageError("pipeline \"\(pipeline)\" has no table \"\(name)\"") }
+        guard let table = tables[name] else { throw PipelineError(.configuration, "pipeline \"\(pipeline)\" has no table \"\(name)\"") }
         return table
     }
 
     /// The stream's state in this stage's store.
     public func state() throws -> StreamState {
         guard let stateProvider else {
-            throw StageError("stage \"\(stage)\" keeps state, but pipeline \"\(pipeline)\" has no state directory")
+            throw PipelineError(.configuration, "stage \"\(stage)\" keeps state, but pipeline \"\(pipeline)\" has no state directory")
         }
         return try stateProvider(stage)
     }
@@ -90,11 +90,4 @@ public final class EmittedEffects: Sendable {
             return (effects.events, effects.metadata.map { (key: $0.0, value: $0.1) })
         }
     }
-}
-
-/// A stage's own failure for one message (bad data it cannot process).
-public struct StageError: Error, Sendable, CustomStringConvertible {
-    public var description: String
-
-    public init(_ description: String) { self.description = description }
 }

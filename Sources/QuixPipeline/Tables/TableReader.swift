@@ -45,8 +45,8 @@ final class TableReader: Sendable {
         let admin = try KafkaAdmin(settings: AdminSettings(client: client), logger: logger)
         let partitions = try await admin.metadata(topic: table.topic).first?.partitions.map(\.id) ?? []
         guard !partitions.isEmpty else {
-            throw StageError(
-                "table \(table.name): topic \(table.topic) does not exist; create it (a compacted topic of rows by key), or fix spec.tables.\(table.name).topic")
+            throw PipelineError(
+                .missingTopic, "table \(table.name): topic \(table.topic) does not exist; create it (a compacted topic of rows by key), or fix spec.tables.\(table.name).topic")
         }
         let stored = try store.storedOffsets()
         var settings = ConsumerSettings(client: client, group: nil)

@@ -102,17 +102,17 @@ final class PartitionTask: Sendable {
     private func handle(_ package: PackageAssembler.Assembled) async -> PackageFailure? {
         let id = QuixCodec.streamID(fromKey: package.key?[...])
         guard id != QuixCodec.keepAliveKey else { return nil }
-        func failure(_ error: any Error, _ context: String) -> PackageFailure {
+        func failure(_ error: any Error, _ phase: PackageFailure.Phase) -> PackageFailure {
             PackageFailure(
                 topic: partition.topic, partition: package.partition, offset: package.offset, key: package.key, value: Array(package.value),
-                timestampMilliseconds: package.timestampMilliseconds, streamID: id, error: error, context: context)
+                timestampMilliseconds: package.timestampMilliseconds, streamID: id, error: error, phase: phase)
         }
         let message: DecodedMessage
         do {
             message = try consumer.decode(package.value, package.timestampMilliseconds)
         } catch {
             consumer.reportPackageError(error, "stream \(id), partition \(package.partition), offset \(package.offset)")
-            return failure(error, "decoding")
+            return failure(error, .decoding)
         }
         let (stream, isNew) = streams.stream(id) { StreamConsumer(id: id, partition: package.partition, state: state) }
         if isNew { consumer.streamReceived(stream) }
@@ -123,7 +123,7 @@ final class PartitionTask: Sendable {
             await stream.deliver(
                 message, value: package.value, offset: package.offset, timestampMilliseconds: package.timestampMilliseconds,
                 onError: { error, context in
-                    failed.withLock { if $0 == nil { $0 = failure(error, context) } }
+                    failed.withLock { if $0 == nil { $0 = failure(error, .handling(context)) } }
                     consumer.reportPackageError(error, context)
                 })
         }

@@ -36,7 +36,7 @@ public struct SpeedingTicketStage: Stage {
 
     public func process(_ frame: TimeseriesFrame, _ context: StageContext) throws -> TimeseriesFrame {
         if frame.strings[photoColumn] != nil {
-            throw StageError("column \"\(photoColumn)\" holds text; a ticket's photographic proof must be bytes (a binary column)")
+            throw PipelineError(.badData, "column \"\(photoColumn)\" holds text; a ticket's photographic proof must be bytes (a binary column)")
         }
         guard let speeds = frame[speedColumn] else { return frame }
         var fastest: Int?
