@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "QuixProtocol", targets: ["QuixProtocol"]),
         .library(name: "QuixStreams", targets: ["QuixStreams"]),
         .library(name: "QuixState", targets: ["QuixState"]),
+        .library(name: "QuixDataFrames", targets: ["QuixDataFrames"]),
         .executable(name: "quixd", targets: ["quixd"]),
     ],
     dependencies: [
@@ -32,6 +33,10 @@ let package = Package(
         // pipeline supervisor SIGHUP. It replaces quixd's own signal helpers and unstructured tasks.
         // Brings swift-async-algorithms along. (Resolved to 2.13.0 here, the version mirrored.)
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        // Streaming data frames hand their rows to `for try await` through an AsyncThrowingChannel:
+        // a send waits for the reader, so a slow loop holds its stream back instead of piling up
+        // rows. Already in the graph through swift-service-lifecycle; named here as it is used.
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -72,6 +77,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        // Streaming data frames for the library (the seed's "What's Next"): operators that build
+        // the pipelines' own stages, run per stream with the library's checkpointed state.
+        .target(
+            name: "QuixDataFrames",
+            dependencies: [
+                "QuixPipeline", "QuixStreams",
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]),
         // A stage compiled into quixd from its own target: the example users copy for theirs.
         .target(
@@ -123,7 +136,7 @@ let package = Package(
         .testTarget(
             name: "QuixPipelineTests",
             dependencies: [
-                "QuixPipeline", "QuixStreams", "SpeedingTicketStage",
+                "QuixPipeline", "QuixStreams", "SpeedingTicketStage", "QuixDataFrames", "QuixKafka",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]),
         .testTarget(
@@ -148,6 +161,13 @@ for example in [
             dependencies: ["QuixStreams", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/\(example)"))
 }
+
+// The seed's streaming data frame example needs the data frames library too.
+package.targets.append(
+    .executableTarget(
+        name: "StreamingDataFrame",
+        dependencies: ["QuixStreams", "QuixDataFrames", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+        path: "Examples/StreamingDataFrame"))
 
 for target in package.targets where [.regular, .executable, .test].contains(target.type) {
     target.swiftSettings = (target.swiftSettings ?? []) + [

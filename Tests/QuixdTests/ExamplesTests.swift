@@ -140,6 +140,48 @@ struct ExamplesTests {
         #expect(entries == ["car-1 default gForceX_sum 6", "car-2 default gForceX_sum 0.5"], "\(dump.output)")
     }
 
+    @Test("StreamingDataFrame: the seed's |x|+|y|+|z| and its 10-minute rolling mean per stream, filtered, written row by row")
+    func streamingDataFrame() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("telemetry", partitions: 1)
+        try cluster.createTopic("g-force", partitions: 1)
+        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
+        let minute: Int64 = 60_000_000_000
+        let sent: [(stream: String, minutes: [Int64], x: [Double], y: [Double], z: [Double])] = [
+            ("car-1", [0, 1, 2], [1, 2, 0], [0, -1, 0], [0, 0, -0.5]),  // totals 1, 3, 0.5
+            ("car-2", [0], [-4], [0], [0]),
+            ("car-1", [11], [1], [1], [1]),  // total 3; the window (1 min, 11 min] holds 0.5 and 3
+        ]
+        for (stream, minutes, x, y, z) in sent {
+            var data = TimeseriesData(timestamps: minutes.map { $0 * minute })
+            (data.numericValues["gForceX"], data.numericValues["gForceY"], data.numericValues["gForceZ"]) = (x, y, z)
+            data.numericValues["speed"] = minutes.map { _ in 100 }
+            try await producer.send(OutgoingMessage(topic: "telemetry", key: Array(stream.utf8), value: QuixCodec.encode(.timeseries(data))))
+        }
+        try await producer.flush()
+        let stateDir = FileManager.default.temporaryDirectory.appendingPathComponent("data-frame-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: stateDir) }
+
+        let group = "g-\(UUID().uuidString.prefix(6))"
+        try cluster.createTopic("\(group)-telemetry-changelog", partitions: 1)  // the mock cannot create it
+
+        let process = Process()
+        process.executableURL = try example("StreamingDataFrame")
+        process.arguments = ["--brokers", cluster.bootstrapServers, "--group", group, "--state-dir", stateDir, "--above", "0.75"]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { process.terminate() }
+        let rows = try await packages(cluster, "g-force", expected: 6).mapValues { values in  // 4 rows and each stream's properties
+            try values.compactMap { value -> String? in
+                guard case .model(.timeseries(let data)) = try QuixCodec.decode(value[...]) else { return nil }
+                #expect(Set(data.numericValues.keys) == ["gForceX", "gForceY", "gForceZ", "gForceTotal", "gForceTotal_avg10m"])
+                return "\(data.timestamps[0] / minute) \(data.numericValues["gForceTotal"]![0]!) \(data.numericValues["gForceTotal_avg10m"]![0]!)"
+            }
+        }
+        #expect(rows["car-1"] == ["0 1.0 1.0", "1 3.0 2.0", "11 3.0 1.75"], "the row of total 0.5 is filtered out after the mean took it")
+        #expect(rows["car-2"] == ["0 4.0 4.0"])
+    }
+
     @Test("StreamingContexts: properties, definitions, buffered rows and events on one stream, in order")
     func streamingContexts() async throws {
         let cluster = try MockCluster(brokers: 1)

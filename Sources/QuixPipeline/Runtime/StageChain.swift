@@ -19,9 +19,14 @@ public struct StageChain: Sendable {
     public let isStateful: Bool
 
     public init(_ pipeline: Pipeline, file: String, registry: StageRegistry) throws(ConfigErrors) {
-        self.pipeline = pipeline.name
+        try self.init(name: pipeline.name, stages: pipeline.stages, file: file, registry: registry)
+    }
+
+    /// Stages declared in code (streaming data frames): `file` names them in errors.
+    public init(name: String, stages: [Pipeline.Stage], file: String, registry: StageRegistry) throws(ConfigErrors) {
+        pipeline = name
         var steps: [Step] = []
-        for (index, declared) in pipeline.stages.enumerated() {
+        for (index, declared) in stages.enumerated() {
             steps.append(
                 Step(
                     id: declared.id, stage: try registry.make(declared, file: file, path: "spec.stages[\(index)]"),
