@@ -7,7 +7,10 @@ struct Quixd: AsyncParsableCommand {
         commandName: "quixd",
         abstract: "A stream-processing daemon and toolkit for Kafka, wire-compatible with Quix Streams 0.5.",
         version: QuixdVersion.current,
-        subcommands: [Run.self, Validate.self, Test.self, Stages.self, Broker.self, Consume.self, Produce.self, State.self, Version.self])
+        subcommands: [
+            Run.self, Validate.self, Test.self, Stages.self, Broker.self, Consume.self, Produce.self, State.self, DeadLetterCommand.self,
+            Version.self,
+        ])
 }
 
 enum QuixdVersion {
