@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import QuixKafka
 import QuixProtocol
+import Synchronization
 
 struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -63,8 +64,9 @@ struct Consume: AsyncParsableCommand {
 
         let limit = count
         let format = format
-        let printed = try await withThrowingTaskGroup(of: Int?.self) { tasks in
-            tasks.addTask { try await Self.printLines(consumer, format: format, limit: limit, commits: group != nil) }
+        let summary = ConsumeSummary()
+        _ = try await withThrowingTaskGroup(of: Int?.self) { tasks in
+            tasks.addTask { try await Self.printLines(consumer, format: format, limit: limit, commits: group != nil, summary: summary) }
             if let timeout {
                 tasks.addTask {
                     try? await Task.sleep(for: timeout.duration)
@@ -75,13 +77,15 @@ struct Consume: AsyncParsableCommand {
             tasks.cancelAll()
             return first
         }
-        _ = printed
         if group != nil { try? await consumer.commit() }
         await consumer.close()
+        report(summary.line(topic: topic))
     }
 
     /// Prints lines until `limit` (or cancellation); returns how many.
-    private static func printLines(_ consumer: KafkaConsumer, format: Format, limit: Int?, commits: Bool) async throws -> Int {
+    private static func printLines(
+        _ consumer: KafkaConsumer, format: Format, limit: Int?, commits: Bool, summary: ConsumeSummary
+    ) async throws -> Int {
         var output = OutputBuffer()
         defer { output.flush() }
         var assembler = PackageAssembler()
@@ -96,7 +100,10 @@ struct Consume: AsyncParsableCommand {
                         ready = assembler.add(
                             partition: message.partition, key: message.key.map(Array.init), offset: message.offset,
                             timestampMilliseconds: message.timestampMilliseconds, value: message.value ?? [])
-                        for error in assembler.takeDropped() { report("\(message.topic)[\(message.partition)]: \(error)") }
+                        for error in assembler.takeDropped() {
+                            report("\(message.topic)[\(message.partition)]: \(error)")
+                            summary.error()
+                        }
                     } else {
                         ready = [
                             PackageAssembler.Assembled(
@@ -106,7 +113,7 @@ struct Consume: AsyncParsableCommand {
                         ]
                     }
                     for package in ready {
-                        if let line = line(for: package, format: format, topic: message.topic) { output.line(line) }
+                        if let line = line(for: package, format: format, topic: message.topic, summary: summary) { output.line(line) }
                         printed += 1
                         stored[message.topicPartition] = package.lastOffset + 1
                         if let limit, printed >= limit {
@@ -120,6 +127,7 @@ struct Consume: AsyncParsableCommand {
                 if commits { try? consumer.storeOffsets(stored.map { TopicPartitionOffset($0.key, offset: $0.value) }) }
             case .error(let error):
                 report("consume: \(error)")
+                summary.error()
             case .revoked, .lost, .assigned, .partitionEnd, .idle:
                 break
             }
@@ -127,24 +135,29 @@ struct Consume: AsyncParsableCommand {
         return printed
     }
 
-    private static func line(for package: PackageAssembler.Assembled, format: Format, topic: String) -> [UInt8]? {
+    private static func line(for package: PackageAssembler.Assembled, format: Format, topic: String, summary: ConsumeSummary) -> [UInt8]? {
+        let stream = QuixCodec.streamID(fromKey: package.key?[...])
         switch format {
         case .quix:
             if package.key.map({ String(decoding: $0, as: UTF8.self) }) == QuixCodec.keepAliveKey { return nil }
             do {
-                return try QuixRecord(package).jsonLine()
+                let record = try QuixRecord(package)
+                summary.message(stream: stream, kind: ConsumeSummary.kind(of: record.message))
+                return record.jsonLine()
             } catch {
                 report("\(topic)[\(package.partition)] offset \(package.offset): \(error)")
+                summary.error()
                 return nil
             }
         case .json, .raw:
-            let stream = QuixCodec.streamID(fromKey: package.key?[...])
+            summary.message(stream: stream, kind: format.rawValue)
             let record = QuixRecord(
                 stream: stream, message: .raw(Array(package.value)), partition: package.partition, offset: package.offset,
                 timestamp: package.timestampMilliseconds)
             guard format == .json else { return record.jsonLine() }
             guard (try? JSONSerialization.jsonObject(with: Data(package.value), options: .fragmentsAllowed)) != nil else {
                 report("\(topic)[\(package.partition)] offset \(package.offset): the value is not JSON")
+                summary.error()
                 return nil
             }
             var line = Array(#"{"stream":"#.utf8)
@@ -153,6 +166,46 @@ struct Consume: AsyncParsableCommand {
             line += package.value
             line.append(UInt8(ascii: "}"))
             return line
+        }
+    }
+}
+
+/// What `quixd consume` read, for its last line: messages, streams, models by kind, errors.
+final class ConsumeSummary: Sendable {
+    private struct Counts {
+        var messages = 0
+        var streams = Set<String>()
+        var kinds: [String: Int] = [:]
+        var errors = 0
+    }
+
+    private let counts = Mutex(Counts())
+
+    func message(stream: String, kind: String) {
+        counts.withLock { counts in
+            counts.messages += 1
+            counts.streams.insert(stream)
+            counts.kinds[kind, default: 0] += 1
+        }
+    }
+
+    func error() { counts.withLock { $0.errors += 1 } }
+
+    /// `consume: 12 messages from telemetry, 3 streams (9 ParameterData, 3 StreamProperties), 0 errors`
+    func line(topic: String) -> String {
+        counts.withLock { counts in
+            let kinds = counts.kinds.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.map { "\($0.value) \($0.key)" }
+            return "consume: \(counts.messages) messages from \(topic), \(counts.streams.count) streams"
+                + (kinds.isEmpty ? "" : " (\(kinds.joined(separator: ", ")))") + ", \(counts.errors) errors"
+        }
+    }
+
+    static func kind(of message: DecodedMessage) -> String {
+        switch message {
+        case .model(let model): model.modelKey
+        case .frame: ModelKey.parameterData
+        case .unknown(let key, _, _): "unknown \(key)"
+        case .raw: "not Quix"
         }
     }
 }

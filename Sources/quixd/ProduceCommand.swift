@@ -74,7 +74,10 @@ struct Produce: AsyncParsableCommand {
         }
         var messageID: UInt32 = 0  // the reference counts every package of a producer, from 1
         var sent = 0
-        for record in records {
+        // A large input shows its progress on standard error.
+        var progress = records.count >= Self.progressFrom ? ProgressReporter(total: records.count, unit: "records sent") : nil
+        for (index, record) in records.enumerated() {
+            progress?.update(index + 1)
             messageID &+= 1
             let key = record.stream == QuixCodec.noStreamID ? nil : Array(record.stream.utf8)
             for value in try record.kafkaValues(messageID: messageID) {
@@ -89,6 +92,9 @@ struct Produce: AsyncParsableCommand {
         report("produce: \(records.count) records in \(sent) messages to \(target.topic); \(badLines) bad lines; \(failed.count) failed deliveries")
         if badLines > 0 || !failed.isEmpty { throw ExitCode(1) }
     }
+
+    /// Inputs of this many records or more show their progress.
+    static let progressFrom = 10_000
 
     /// Records of JSON lines; bad lines are reported with their number and counted.
     static func jsonRecords(_ text: [UInt8]) -> ([QuixRecord], bad: Int) {

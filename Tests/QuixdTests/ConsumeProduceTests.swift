@@ -93,6 +93,10 @@ struct ConsumeProduceTests {
         #expect(lines.count == packageCount)
         #expect(lines.contains { $0.contains(#""parts":5"#) }, "the split message is one line")
         #expect(lines.contains { $0.contains(#""codec":"PB-Pd","envelope":"binary""#) })
+        let streams = Set(try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }.map { $0["stream"] as! String })
+        let summary = try #require(consumed.error.split(separator: "\n").last.map(String.init))
+        #expect(summary.hasPrefix("consume: \(packageCount) messages from source, \(streams.count) streams ("), "\(summary)")
+        #expect(summary.contains(" StreamEnd") && summary.contains(" ParameterData") && summary.hasSuffix("), 0 errors"), "\(summary)")
 
         let produced = try await runQuixd(
             ["produce", "--brokers", cluster.bootstrapServers, "--topic", "copy"], input: Data(consumed.output.utf8))
@@ -126,6 +130,24 @@ struct ConsumeProduceTests {
         #expect(!result.error.contains("line 1:") && !result.error.contains("line 6:"))
         let sent = try await packages(cluster, "lines", expected: 2)
         #expect(sent["s1"]?.count == 1 && sent["s2"]?.count == 1)
+    }
+
+    @Test("a large input shows its progress on standard error, a line per tenth when not on a terminal")
+    func produceProgress() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("big", partitions: 1)
+        let rows = (0..<10_000).map { "\(1_700_000_000_000_000_000 + $0 * 1_000_000),\($0)" }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("quixd-\(UUID().uuidString).csv")
+        try ("timestamp,speed\n" + rows.joined(separator: "\n")).write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let result = try await runQuixd([
+            "produce", "--brokers", cluster.bootstrapServers, "--topic", "big", "--input", file.path, "--stream", "car-1", "--batch", "1",
+        ])
+        #expect(result.status == 0, "\(result.error)")
+        let lines = result.error.split(separator: "\n").filter { $0.hasSuffix(" records sent") }.map(String.init)
+        // The stream's properties, then 10,000 rows, one a record.
+        #expect(result.error.contains("produce: 10001 records in 10001 messages to big"), "\(result.error)")
+        #expect(lines == ["1/10001 records sent"] + (1...10).map { "\($0 * 1_000 + 1)/10001 records sent" }, "\(result.error)")
     }
 
     @Test("CSV rows become timeseries packets of one stream; bad rows are named")
