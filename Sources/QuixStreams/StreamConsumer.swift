@@ -45,6 +45,15 @@ public final class StreamConsumer: Sendable {
         return StreamState(partition: partitionState, store: store, streamID: streamID)
     }
 
+    /// The state of this stream's partition, for what is kept per partition rather than per
+    /// stream. Needs a topic consumer made with `StateOptions`.
+    public func partitionStateAccess() throws(StreamStateError) -> PartitionStateAccess {
+        guard let partitionState else {
+            throw StreamStateError(.notConfigured, "the topic consumer of stream \"\(streamID)\" has no state directory (StateOptions)")
+        }
+        return PartitionStateAccess(partition: partitionState.partition, state: partitionState)
+    }
+
     /// Deletes this stream's keys in every store of its partition.
     func clearState() {
         guard let partitionState else { return }

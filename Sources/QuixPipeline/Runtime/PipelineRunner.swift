@@ -18,6 +18,8 @@ public final class PipelineRunner: Sendable {
     /// The pipeline's tables (`spec.tables`), each with the reader that keeps it up to date.
     private let tables: [String: LookupTable]
     private let tableReaders: [TableReader]
+    /// The readers of the join stages' topics, by stage id.
+    private let joins: [String: JoinSource]
     private let consumer: TopicConsumer
     private let output: any PipelineOutput
     private let failures: FailurePolicy
@@ -88,6 +90,13 @@ public final class PipelineRunner: Sendable {
         }
         self.tables = tables
         tableReaders = readers
+        var joins: [String: JoinSource] = [:]
+        for step in chain.steps {
+            guard let join = step.stage as? JoinStage else { continue }
+            joins[step.id] = JoinSource(
+                stage: step.id, topic: join.topic, format: join.format, tolerance: join.tolerance, wait: join.wait, client: client.settings, logger: logger)
+        }
+        self.joins = joins
         consumer = try TopicConsumer(
             client: client, topic: pipeline.input.topic, group: pipeline.input.consumerGroup,
             startFrom: pipeline.input.startFrom == .earliest ? .earliest : .latest,
@@ -159,6 +168,7 @@ public final class PipelineRunner: Sendable {
         do {
             // No row is processed before the tables are loaded.
             for reader in tableReaders { try await reader.start() }
+            for join in joins.values { try await join.open(input: pipeline.input.topic) }
             try await consumer.run()
         } catch {
             countTransactions()
@@ -183,6 +193,7 @@ public final class PipelineRunner: Sendable {
 
     private func closeOutputs() async {
         for reader in tableReaders { reader.stop() }
+        for join in joins.values { await join.stop() }
         await output.close()
         await failures.close()
     }
@@ -193,7 +204,16 @@ public final class PipelineRunner: Sendable {
         // Weak: the consumer's handlers must not keep a stopped runner alive.
         consumer.onStreamReceived { [weak self] stream in self?.attach(stream) }
         consumer.onPackageFailed { [failures] failure in await failures.handle(failure) }
-        if let expiry { consumer.onCheckpointing { try expiry.sweep($0) } }
+        if expiry != nil || !joins.isEmpty {
+            consumer.onCheckpointing { [expiry, joins] partition in
+                try expiry?.sweep(partition)
+                // Where each join's topic is read again from after a restart, with this checkpoint.
+                for (stage, join) in joins {
+                    guard let offset = join.watermark(partition.partition.partition) else { continue }
+                    partition.state(stream: JoinStage.partitionEntry, store: stage).set(JoinStage.watermarkKey, Int(offset))
+                }
+            }
+        }
         consumer.onConsumed { [metrics, name = pipeline.name] counts in
             for (partition, count) in counts {
                 metrics?.recordConsumed(pipeline: name, topic: partition.topic, partition: partition.partition, messages: count.messages, bytes: count.bytes)
@@ -256,6 +276,13 @@ public final class PipelineRunner: Sendable {
 
     private func revoking(_ partitions: [TopicPartition]) {
         status.withLock { $0.assigned.subtract(partitions) }
+        for join in joins.values {
+            do {
+                try join.release(partitions.map(\.partition))
+            } catch {
+                logger.warning("join: could not let go of revoked partitions", metadata: ["stage": "\(join.stage)", "error": "\(error)"])
+            }
+        }
         for partition in partitions { metrics?.forgetPartition(pipeline: pipeline.name, topic: partition.topic, partition: partition.partition) }
         logger.info("partitions revoked", metadata: ["partitions": "\(partitions.map(\.partition).sorted())"])
     }
@@ -279,7 +306,14 @@ public final class PipelineRunner: Sendable {
                 return try stream.state(store)
             }
         }
-        let contexts = chain.contexts(streamID: id, state: state, tables: tables)
+        var partition: (@Sendable () throws -> PartitionStateAccess)?
+        if chain.isStateful {
+            partition = { @Sendable [weak stream] in
+                guard let stream else { throw PipelineError(.state, "stream \(id) has ended; its state is closed") }
+                return try stream.partitionStateAccess()
+            }
+        }
+        let contexts = chain.contexts(streamID: id, state: state, tables: tables, partition: partition, joins: joins)
         stream.onPropertiesChanged { _, properties in
             try await output.forward(properties, metadata: [], stream: id)
         }

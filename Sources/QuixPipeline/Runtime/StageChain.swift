@@ -41,10 +41,21 @@ public struct StageChain: Sendable {
     public func contexts(
         streamID: String, state: (@Sendable (String) throws -> StreamState)?, tables: [String: LookupTable] = [:]
     ) -> StreamContexts {
+        contexts(streamID: streamID, state: state, tables: tables, partition: nil, joins: [:])
+    }
+
+    /// The contexts of one stream's stages in a running pipeline: `partition` gives the state of
+    /// the stream's partition, `joins` are the readers of the join stages' topics by stage id.
+    func contexts(
+        streamID: String, state: (@Sendable (String) throws -> StreamState)?, tables: [String: LookupTable],
+        partition: (@Sendable () throws -> PartitionStateAccess)?, joins: [String: JoinSource]
+    ) -> StreamContexts {
         let emitted = EmittedEffects()
         return StreamContexts(
             contexts: steps.map {
-                StageContext(pipeline: pipeline, stage: $0.id, streamID: streamID, state: state, emitted: emitted, tables: tables)
+                StageContext(
+                    pipeline: pipeline, stage: $0.id, streamID: streamID, state: state, emitted: emitted, tables: tables, partition: partition,
+                    join: joins[$0.id])
             },
             emitted: emitted)
     }

@@ -37,13 +37,17 @@ public final class StageContext: Sendable {
     private let stateProvider: (@Sendable (String) throws -> StreamState)?
     private let emitted: EmittedEffects
     private let tables: [String: LookupTable]
+    private let partitionProvider: (@Sendable () throws -> PartitionStateAccess)?
+    private let join: JoinSource?
 
     /// - Parameters:
     ///   - state: gives the stream's state in a store; nil where the pipeline keeps none.
     ///   - tables: the pipeline's tables by name.
-    public init(
+    ///   - partition: gives the state of the stream's partition (for what a stage keeps per
+    ///     partition); nil where the pipeline keeps none.
+    init(
         pipeline: String, stage: String, streamID: String, state: (@Sendable (String) throws -> StreamState)?, emitted: EmittedEffects,
-        tables: [String: LookupTable] = [:]
+        tables: [String: LookupTable] = [:], partition: (@Sendable () throws -> PartitionStateAccess)? = nil, join: JoinSource? = nil
     ) {
         self.pipeline = pipeline
         self.stage = stage
@@ -51,6 +55,31 @@ public final class StageContext: Sendable {
         stateProvider = state
         self.emitted = emitted
         self.tables = tables
+        partitionProvider = partition
+        self.join = join
+    }
+
+    public convenience init(
+        pipeline: String, stage: String, streamID: String, state: (@Sendable (String) throws -> StreamState)?, emitted: EmittedEffects,
+        tables: [String: LookupTable] = [:]
+    ) {
+        self.init(pipeline: pipeline, stage: stage, streamID: streamID, state: state, emitted: emitted, tables: tables, partition: nil, join: nil)
+    }
+
+    /// The state of the stream's partition, for what a stage keeps per partition.
+    public func partitionState() throws -> PartitionStateAccess {
+        guard let partitionProvider else {
+            throw PipelineError(.configuration, "stage \"\(stage)\" keeps state, but pipeline \"\(pipeline)\" has no state directory")
+        }
+        return try partitionProvider()
+    }
+
+    /// The reader of this join stage's other topic.
+    func joinSource() throws -> JoinSource {
+        guard let join else {
+            throw PipelineError(.configuration, "join \"\(stage)\" reads its topic only in a running pipeline (quixd run); quixd test does not feed join topics")
+        }
+        return join
     }
 
     /// The pipeline's table `name` (`spec.tables`).

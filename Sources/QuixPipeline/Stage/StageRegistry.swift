@@ -59,7 +59,7 @@ public struct StageRegistry: Sendable {
     public static let builtIn = StageRegistry([
         FilterStage.descriptor, ComputeStage.descriptor, SelectStage.descriptor, DropStage.descriptor, RenameStage.descriptor,
         RollingStage.descriptor, WindowStage.descriptor, CumulativeStage.descriptor, EventStage.descriptor, ThrottleStage.descriptor,
-        DedupStage.descriptor, LookupStage.descriptor,
+        DedupStage.descriptor, LookupStage.descriptor, JoinStage.descriptor,
     ])
 
     /// Adds a stage; a later one with the same name replaces the earlier.
