@@ -38,6 +38,8 @@ final class JoinSource: @unchecked Sendable {
     private var partitions: [Int32: PartitionRows] = [:]
     private var consumer: KafkaConsumer?
     private var stopped = false
+    /// Rows given up front, by stream (`quixd test`): every partition starts with them, read to its end.
+    private let given: [String: [JoinRow]]?
     /// Serializes the consumer's assignment changes (two partitions may start at once).
     private let assigning = NSLock()
 
@@ -67,6 +69,19 @@ final class JoinSource: @unchecked Sendable {
         var logger = logger
         logger[metadataKey: "join"] = "\(stage)"
         self.logger = logger
+        given = nil
+    }
+
+    /// A join over rows given up front, by stream, without a broker (`quixd test`).
+    init(stage: String, tolerance: Int64, rows: [String: [JoinRow]]) {
+        self.stage = stage
+        topic = ""
+        format = .json
+        self.tolerance = tolerance
+        wait = .zero
+        client = KafkaClientSettings(bootstrapServers: [])
+        logger = Logger(label: "quixd.test")
+        given = rows
     }
 
     /// Checks that the topic exists and is co-partitioned with `input`, then starts reading
@@ -174,9 +189,16 @@ final class JoinSource: @unchecked Sendable {
         assigning.lock()
         defer { assigning.unlock() }
         let (consumer, assignment) = condition.withLock { () -> (KafkaConsumer?, [TopicPartitionOffset]) in
-            if partitions[partition] == nil { partitions[partition] = PartitionRows(next: offset) }
+            if partitions[partition] == nil {
+                var rows = PartitionRows(next: offset)
+                if let given {
+                    (rows.pending, rows.pendingCount, rows.caughtUp) = (given, given.values.reduce(0) { $0 + $1.count }, true)
+                }
+                partitions[partition] = rows
+            }
             return (self.consumer, partitions.map { TopicPartitionOffset(topic, $0.key, offset: $0.value.next) })
         }
+        guard given == nil else { return }
         logger.info("join: reading its topic", metadata: ["topic": "\(topic)", "partition": "\(partition)", "offset": "\(offset)"])
         try consumer?.assign(assignment)
     }

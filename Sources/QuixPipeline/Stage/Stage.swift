@@ -77,7 +77,7 @@ public final class StageContext: Sendable {
     /// The reader of this join stage's other topic.
     func joinSource() throws -> JoinSource {
         guard let join else {
-            throw PipelineError(.configuration, "join \"\(stage)\" reads its topic only in a running pipeline (quixd run); quixd test does not feed join topics")
+            throw PipelineError(.configuration, "join \"\(stage)\" reads its topic only in a running pipeline (quixd run) or in quixd test")
         }
         return join
     }

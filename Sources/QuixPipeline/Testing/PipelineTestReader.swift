@@ -43,8 +43,9 @@ enum PipelineTestReader {
         guard let keys = reader.mapping(node, path, allowed: ["name", "input", "expect", "state", "tables"], required: ["name", "input"]) else { return nil }
         let name = keys["name"].flatMap { reader.nonEmptyString($0, "\(path).name") }
         let inputs = list(keys["input"], "\(path).input", &reader) { item, path, reader -> Suite.Input? in
-            guard let keys = reader.mapping(item, path, allowed: ["stream", "rows", "events"], required: ["stream"]) else { return nil }
+            guard let keys = reader.mapping(item, path, allowed: ["stream", "topic", "rows", "events"], required: ["stream"]) else { return nil }
             let stream = keys["stream"].flatMap { reader.nonEmptyString($0, "\(path).stream") }
+            let topic = keys["topic"].flatMap { node in reader.nonEmptyString(node, "\(path).topic").map { ($0, SourcePlace(node, "\(path).topic")) } }
             let rows = list(keys["rows"], "\(path).rows", &reader) { row, path, reader -> Suite.InputRow? in
                 guard let cells = cells(row, path, &reader) else { return nil }
                 guard case .number(let time) = cells["timestamp"] else {
@@ -61,7 +62,7 @@ enum PipelineTestReader {
                 return EventData(id: id, timestamp: time, value: keys["value"].flatMap { reader.string($0, "\(path).value") } ?? "")
             }
             guard let stream, let rows, let events else { return nil }
-            return Suite.Input(stream: stream, rows: rows, events: events)
+            return Suite.Input(stream: stream, topic: topic?.0, topicPlace: topic?.1, rows: rows, events: events)
         }
         let expectations = list(keys["expect"], "\(path).expect", &reader) { item, path, reader -> Suite.Expectation? in
             guard let keys = reader.mapping(item, path, allowed: ["stream", "output", "rows", "events"], required: ["stream"]) else { return nil }

@@ -8,6 +8,7 @@ import QuixStreams
 ///       - name: adds gForceTotal
 ///         input:                      # fed in order, one message per row
 ///           - stream: car-1
+///             topic: telemetry        # optional: the input topic, or a join stage's topic
 ///             rows:
 ///               - { timestamp: 0s, gForceX: 0.5, gForceY: -0.25, gForceZ: 1 }
 ///             events:
@@ -39,6 +40,9 @@ public struct PipelineTestSuite: Sendable {
 
     struct Input: Sendable {
         var stream: String
+        /// The input topic when nil; else the topic of a join stage, whose rows the join reads.
+        var topic: String?
+        var topicPlace: SourcePlace?
         var rows: [InputRow]
         var events: [EventData]
     }
@@ -105,7 +109,7 @@ public struct PipelineTestSuite: Sendable {
         let chain = try StageChain(pipeline, file: pipelineFile, registry: registry)
         let expiry = StreamStateExpiry(pipeline: pipeline, chain: chain, metrics: nil)
         let routes = OutputRoutes(pipeline.outputs)
-        try check(against: pipeline, routes)
+        try check(against: pipeline, chain, routes)
         var lines: [String] = []
         var passed = true
         for test in tests {
@@ -122,12 +126,17 @@ public struct PipelineTestSuite: Sendable {
     }
 
     /// The output ids and table names the tests name must be the pipeline's.
-    private func check(against pipeline: Pipeline, _ routes: OutputRoutes) throws(ConfigErrors) {
+    private func check(against pipeline: Pipeline, _ chain: StageChain, _ routes: OutputRoutes) throws(ConfigErrors) {
         var errors: [ConfigError] = []
         for test in tests {
             for expectation in test.expect {
                 guard let output = expectation.output, let place = expectation.outputPlace, !routes.outputs.contains(where: { $0.id == output }) else { continue }
                 errors.append(place.error(file, "the pipeline has no output \"\(output)\"; its outputs: \(routes.outputs.map(\.id).joined(separator: ", "))"))
+            }
+            let topics = [pipeline.input.topic] + chain.steps.compactMap { ($0.stage as? JoinStage)?.topic }
+            for input in test.input {
+                guard let topic = input.topic, let place = input.topicPlace, !topics.contains(topic) else { continue }
+                errors.append(place.error(file, "the pipeline reads no topic \"\(topic)\"; it reads \(topics.joined(separator: ", "))"))
             }
             for (name, table) in test.tables where !pipeline.tables.contains(where: { $0.name == name }) {
                 let names = pipeline.tables.isEmpty ? "it has none" : "its tables: " + pipeline.tables.map(\.name).joined(separator: ", ")
@@ -144,6 +153,7 @@ public struct PipelineTestSuite: Sendable {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let state = try LocalState(directory: directory)
         let tables = try tables(test, pipeline)
+        let joins = joinSources(test, chain)
         var contexts: [String: StreamContexts] = [:]
         // By output id ("" for the stages' result), then stream.
         var frames: [String: [String: [TimeseriesFrame]]] = [:]
@@ -155,9 +165,12 @@ public struct PipelineTestSuite: Sendable {
             }
         }
         var differences: [String] = []
-        for input in test.input {
+        for input in test.input where input.topic == nil || input.topic == pipeline.input.topic {
             let id = input.stream
-            let streamContexts = contexts[id] ?? chain.contexts(streamID: id, state: { store in state.stream(id, store: store) }, tables: tables)
+            let streamContexts =
+                contexts[id]
+                ?? chain.contexts(
+                    streamID: id, state: { store in state.stream(id, store: store) }, tables: tables, partition: { state.access }, joins: joins)
             contexts[id] = streamContexts
             for row in input.rows {
                 do {
@@ -209,6 +222,32 @@ public struct PipelineTestSuite: Sendable {
             }
         }
         return differences
+    }
+
+    /// The join stages' topics, with the rows the test declares for them, by stage id.
+    private func joinSources(_ test: TestCase, _ chain: StageChain) -> [String: JoinSource] {
+        var joins: [String: JoinSource] = [:]
+        for step in chain.steps {
+            guard let join = step.stage as? JoinStage else { continue }
+            var rows: [String: [JoinRow]] = [:]
+            var offset: Int64 = 0
+            for input in test.input where input.topic == join.topic {
+                for row in input.rows {
+                    var cells: [String: TableCell] = [:]
+                    for (column, cell) in row.cells {
+                        switch cell {
+                        case .number(let value): cells[column] = .number(value)
+                        case .text(let text): cells[column] = .text(text)
+                        case .missing: break
+                        }
+                    }
+                    rows[input.stream, default: []].append(JoinRow(timestamp: row.timestamp, offset: offset, cells: cells))
+                    offset += 1
+                }
+            }
+            joins[step.id] = JoinSource(stage: step.id, tolerance: join.tolerance, rows: rows)
+        }
+        return joins
     }
 
     /// The pipeline's tables, in memory, with the rows the test declares.
