@@ -48,6 +48,7 @@ public final class TopicConsumer: Sendable {
         var streamsRevoked: Handler<[StreamConsumer]>?
         var stopping: Handler<[StreamConsumer]>?
         var checkpointing: (@Sendable (PartitionStateAccess) throws -> Void)?
+        var partitionStarting: (@Sendable (PartitionStateAccess) throws -> Void)?
     }
 
     struct Lifecycle: Sendable {
@@ -176,6 +177,16 @@ public final class TopicConsumer: Sendable {
     }
 
     var checkpointingHandler: (@Sendable (PartitionStateAccess) throws -> Void)? { handlers.withLock { $0.checkpointing } }
+
+    /// Called on each stateful partition's worker before its first message is processed (its
+    /// state opened, and restored from the changelog where it had to be), with the partition's
+    /// state: to check what the state holds, or to change it first. Its changes go with the
+    /// first message's; an error it throws stops `run()` with that error.
+    public func onPartitionStarting(_ handler: @escaping @Sendable (PartitionStateAccess) throws -> Void) {
+        handlers.withLock { $0.partitionStarting = handler }
+    }
+
+    var partitionStartingHandler: (@Sendable (PartitionStateAccess) throws -> Void)? { handlers.withLock { $0.partitionStarting } }
 
     // MARK: Health
 

@@ -49,6 +49,9 @@ final class PipelineSupervisor: Service {
     private let sources: [String]
     private let overrides: [String]
     private let launcher: Launcher
+    /// Refuses a pipeline a reload must not start in place of the running one (its kept state
+    /// has another shape).
+    private let check: @Sendable (_ pipeline: Pipeline, _ running: Pipeline?) throws -> Void
     private let notifier: SystemdNotifier
     private let grace: Duration
     private let logger: Logger
@@ -65,8 +68,10 @@ final class PipelineSupervisor: Service {
     ///   - launcher: makes each pipeline's runner (also those a reload starts).
     init(
         pipelines: [(file: String, pipeline: Pipeline)], sources: [String], overrides: [String], notifier: SystemdNotifier,
-        grace: Duration, logger: Logger, launcher: @escaping Launcher
+        grace: Duration, logger: Logger, check: @escaping @Sendable (Pipeline, Pipeline?) throws -> Void = { _, _ in },
+        launcher: @escaping Launcher
     ) {
+        self.check = check
         initial = pipelines
         reported = Mutex(Dictionary(pipelines.map { ($0.file, Reported.starting($0.pipeline.name)) }) { _, last in last })
         self.sources = sources
@@ -311,11 +316,16 @@ final class PipelineSupervisor: Service {
         var next: [String: Pipeline] = [:]
         for file in PipelineFiles.find(sources) {
             do {
-                next[file] = try PipelineFiles.load(file, overrides: overrides)
-            } catch {
+                let pipeline = try PipelineFiles.load(file, overrides: overrides)
+                if pipeline != current[file] { try check(pipeline, current[file]) }
+                next[file] = pipeline
+            } catch let error as ConfigErrors {
                 for mistake in error.errors {
                     logger.error("reload refused a pipeline file; what runs from it keeps running", metadata: ["error": "\(mistake)"])
                 }
+                if let running = current[file] { next[file] = running }
+            } catch {
+                logger.error("reload refused a pipeline file; what runs from it keeps running", metadata: ["error": "\(error)"])
                 if let running = current[file] { next[file] = running }
             }
         }

@@ -33,6 +33,10 @@ struct Run: AsyncParsableCommand {
     var workers: Int?
     @Option(help: "Development broker only: a CSV of rows to feed into the pipelines' input (stream and timestamp columns).")
     var sample: String?
+    @Option(
+        name: .customLong("reset-state"),
+        help: "A stage id whose kept state may be dropped when the pipeline changed its shape (repeatable); otherwise such a pipeline is refused.")
+    var resetState: [String] = []
     @Argument(help: "Pipeline files or directories.") var pipelines: [String] = []
 
     func run() async throws {
@@ -75,6 +79,17 @@ struct Run: AsyncParsableCommand {
             for mistake in error.errors { report(mistake.description) }
             throw ExitCode(2)
         }
+        // A pipeline whose kept state another version shaped differently is refused before anything runs.
+        let reset = Set(resetState)
+        let checkState: @Sendable (Pipeline, Pipeline?) throws -> Void = { [settings] pipeline, running in
+            try StateCompatibility.check(pipeline, replacing: running, stateDirectory: settings.stateDirectory, registry: compiledStages, reset: reset)
+        }
+        do {
+            for (_, pipeline) in loaded { try checkState(pipeline, nil) }
+        } catch {
+            report("\(error)")
+            throw ExitCode(2)
+        }
         logger.info("quixd \(QuixdVersion.current) starting; effective configuration:\n\(settings.masked)")
         let pool = WorkerPool.configureShared(workers: settings.workers ?? WorkerPool.defaultWorkerCount())
         logger.info("partitions run on \(pool.workers.count) worker threads", metadata: ["workers": "\(pool.workers.count)"])
@@ -92,11 +107,11 @@ struct Run: AsyncParsableCommand {
         let metrics = PipelineMetrics()
         let supervisor = PipelineSupervisor(
             pipelines: loaded, sources: settings.pipelines, overrides: pipelineOverrides, notifier: notifier,
-            grace: settings.shutdownGrace, logger: logger
+            grace: settings.shutdownGrace, logger: logger, check: checkState
         ) { [settings, logger] pipeline, file in
             try PipelineRunner(
                 pipeline: pipeline, file: file, registry: compiledStages, client: client, stateDirectory: settings.stateDirectory,
-                groupInstanceID: settings.kafka.groupInstanceID, metrics: metrics, logger: logger)
+                groupInstanceID: settings.kafka.groupInstanceID, metrics: metrics, resetState: reset, logger: logger)
         }
         // Watchdog pings only while every pipeline makes progress or is idle (ProgressWatch).
         let checkpoints = (loaded.map(\.pipeline.checkpointInterval).max() ?? .seconds(1)) * 10

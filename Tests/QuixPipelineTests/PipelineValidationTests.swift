@@ -88,7 +88,7 @@ struct PipelineValidationTests {
         (broken("    format: quix\n", "    format: jsn\n"), [#"p.yaml:9:13: spec.input.format: expected one of quix | json | raw, found "jsn"; did you mean "json"?"#]),
         (broken("startFrom: earliest", "startFrom: beginning"), [#"p.yaml:10:16: spec.input.startFrom: expected one of earliest | latest, found "beginning""#]),
         (broken("uses: rolling", "uses: rolling-mean"), [
-            #"p.yaml:16:13: spec.stages[1].uses: no stage named "rolling-mean"; did you mean "rolling"? known stages: filter, compute, select, drop, rename, rolling, window, cumulative, event, throttle, dedup, lookup, speeding-ticket"#,
+            #"p.yaml:16:13: spec.stages[1].uses: no stage named "rolling-mean"; did you mean "rolling"? known stages: filter, compute, select, drop, rename, rolling, window, cumulative, event, throttle, dedup, lookup, join, speeding-ticket"#,
         ]),
         (broken("    - id: avg", "    - id: total"), [#"p.yaml:15:11: spec.stages[1].id: "total" is the id of an earlier stage; ids must be unique"#]),
         (broken("packetSize: 100", "packetSize: lots"), [#"p.yaml:20:27: spec.output.buffer.packetSize: expected a whole number in 1...1000000, found "lots""#]),

@@ -43,7 +43,7 @@ struct DaemonTests {
     func stages() async throws {
         let listed = try await runQuixd(["stages"])
         #expect(listed.status == 0)
-        for name in ["filter", "compute", "select", "drop", "rename", "rolling", "window", "cumulative", "event", "throttle", "dedup", "lookup", "speeding-ticket"] {
+        for name in ["filter", "compute", "select", "drop", "rename", "rolling", "window", "cumulative", "event", "throttle", "dedup", "lookup", "join", "speeding-ticket"] {
             #expect(listed.output.contains("\n\(name)") || listed.output.hasPrefix(name), "\(name) missing from:\n\(listed.output)")
         }
         #expect(listed.output.contains("  limitKmh: number, required: the speed limit in km/h"))

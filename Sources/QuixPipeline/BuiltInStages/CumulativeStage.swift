@@ -32,7 +32,8 @@ public struct CumulativeStage: Stage {
             StageOption("aggregate", "sum | count | min | max", default: "sum", "what to keep a running value of"),
             StageOption("as", "name", default: "<column>_cumulative_<aggregate>", "the column to add"),
         ],
-        isStateful: true
+        isStateful: true,
+        stateShapedBy: ["column", "aggregate"]
     ) { options in
         let column = options.string("column")
         let aggregate =

@@ -31,7 +31,8 @@ public struct DedupStage: Stage {
             StageOption("columns", "list of names", required: true, "the columns whose values make a row a duplicate"),
             StageOption("window", "duration", required: true, "how long (data time) a row's values stay seen"),
         ],
-        isStateful: true
+        isStateful: true,
+        stateShapedBy: ["columns"]
     ) { options in
         let columns = options.names("columns")
         let window = StageTime.positive(&options, "window")

@@ -35,7 +35,8 @@ public struct JoinStage: Stage {
             StageOption("onMissing", "keep | drop", default: "keep", "rows without a match: kept with missing cells, or dropped"),
             StageOption("wait", "duration", default: "1s", "how long a row waits for the other topic to be read up to its time"),
         ],
-        isStateful: true
+        isStateful: true,
+        stateShapedBy: ["topic"]
     ) { options in
         let topic = options.string("topic")
         let format = options.values["format"] == nil ? .quix : options.choice("format", Pipeline.DataFormat.self)

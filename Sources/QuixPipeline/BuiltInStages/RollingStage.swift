@@ -55,7 +55,8 @@ public struct RollingStage: Stage {
             StageOption("aggregate", "mean | sum | min | max | count", default: "mean", "what to compute over the window"),
             StageOption("as", "name", default: "<column>_<aggregate>", "the column to add"),
         ],
-        isStateful: true
+        isStateful: true,
+        stateShapedBy: ["column", "window", "aggregate"]
     ) { options in
         let column = options.string("column")
         let window = RollingStage.readWindow(&options)

@@ -20,7 +20,8 @@ public struct ThrottleStage: Stage {
         name: "throttle",
         summary: "Passes on at most one row per stream per interval of data time (a row at least interval after the last one kept).",
         options: [StageOption("interval", "duration", required: true, "the least data time between two rows passed on")],
-        isStateful: true
+        isStateful: true,
+        stateShapedBy: []
     ) { options in
         StageTime.positive(&options, "interval").map(ThrottleStage.init)
     }

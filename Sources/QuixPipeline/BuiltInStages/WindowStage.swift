@@ -120,7 +120,8 @@ public struct WindowStage: Stage {
                 "the aggregates, passed on as columns <column>_<aggregate> besides window_end"),
             StageOption("emit", "final | current", default: "final", "a row per window when it closes, or a row per window a row went into, with every row"),
         ],
-        isStateful: true
+        isStateful: true,
+        stateShapedBy: ["type", "size", "step", "gap", "column", "aggregates"]
     ) { options in
         let kind = options.values["type"] == nil ? WindowStage.Kind.tumbling : options.choice("type", WindowStage.Kind.self)
         let emit = options.values["emit"] == nil ? WindowStage.Emit.final : options.choice("emit", WindowStage.Emit.self)

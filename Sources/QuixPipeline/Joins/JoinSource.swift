@@ -108,14 +108,13 @@ final class JoinSource: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops reading and wakes every frame that waits.
-    func stop() async {
-        let consumer = condition.withLock {
+    /// Stops reading and wakes every frame that waits. The reading thread lets go of the
+    /// consumer when it ends (closing it here could race its poll).
+    func stop() {
+        condition.withLock {
             stopped = true
             condition.broadcast()
-            return self.consumer
         }
-        await consumer?.close()
     }
 
     /// The rows of `stream` joinable at data time `time`, for `body`; reads partition
@@ -206,6 +205,7 @@ final class JoinSource: @unchecked Sendable {
     @available(*, noasync)
     private func read(_ consumer: KafkaConsumer) {
         var assemblers: [Int32: PackageAssembler] = [:]
+        defer { condition.withLock { self.consumer = nil } }
         while !condition.withLock({ stopped }) {
             guard let event = consumer.poll(timeout: .milliseconds(100)) else { continue }
             switch event {

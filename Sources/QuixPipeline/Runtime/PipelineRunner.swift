@@ -20,6 +20,10 @@ public final class PipelineRunner: Sendable {
     private let tableReaders: [TableReader]
     /// The readers of the join stages' topics, by stage id.
     private let joins: [String: JoinSource]
+    /// The shapes of the stateful stages' state, recorded in and checked against each partition.
+    private let shapes: [String: StateShape]
+    /// Stages whose state of another shape is dropped instead of refused (`--reset-state`).
+    private let resetState: Set<String>
     private let consumer: TopicConsumer
     private let output: any PipelineOutput
     private let failures: FailurePolicy
@@ -52,7 +56,7 @@ public final class PipelineRunner: Sendable {
     ///     partitions back without a rebalance.
     public init(
         pipeline: Pipeline, file: String, registry: StageRegistry, client: KafkaStreamingClient, stateDirectory: String?,
-        groupInstanceID: String? = nil, metrics: PipelineMetrics? = nil, logger: Logger
+        groupInstanceID: String? = nil, metrics: PipelineMetrics? = nil, resetState: Set<String> = [], logger: Logger
     ) throws {
         self.pipeline = pipeline
         self.file = file
@@ -97,6 +101,8 @@ public final class PipelineRunner: Sendable {
                 stage: step.id, topic: join.topic, format: join.format, tolerance: join.tolerance, wait: join.wait, client: client.settings, logger: logger)
         }
         self.joins = joins
+        shapes = StateShape.shapes(of: pipeline, registry: registry)
+        self.resetState = resetState
         consumer = try TopicConsumer(
             client: client, topic: pipeline.input.topic, group: pipeline.input.consumerGroup,
             startFrom: pipeline.input.startFrom == .earliest ? .earliest : .latest,
@@ -193,7 +199,7 @@ public final class PipelineRunner: Sendable {
 
     private func closeOutputs() async {
         for reader in tableReaders { reader.stop() }
-        for join in joins.values { await join.stop() }
+        for join in joins.values { join.stop() }
         await output.close()
         await failures.close()
     }
@@ -204,6 +210,11 @@ public final class PipelineRunner: Sendable {
         // Weak: the consumer's handlers must not keep a stopped runner alive.
         consumer.onStreamReceived { [weak self] stream in self?.attach(stream) }
         consumer.onPackageFailed { [failures] failure in await failures.handle(failure) }
+        if !shapes.isEmpty {
+            consumer.onPartitionStarting { [shapes, resetState, name = pipeline.name] partition in
+                try StateCompatibility.apply(shapes, reset: resetState, pipeline: name, to: partition)
+            }
+        }
         if expiry != nil || !joins.isEmpty {
             consumer.onCheckpointing { [expiry, joins] partition in
                 try expiry?.sweep(partition)

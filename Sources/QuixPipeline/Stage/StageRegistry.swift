@@ -24,11 +24,16 @@ public struct StageDescriptor: Sendable {
     public var options: [StageOption]
     /// Whether it keeps per-stream state (the pipeline then needs a state directory).
     public var isStateful: Bool
+    /// The options that decide what its stored state means (with `ttl`): a change of one makes
+    /// the state kept so far incompatible (`StateShape`).
+    public var stateShapedBy: [String]
     /// Makes the stage; a mistake in the options is recorded in `options` (and nil returned).
     public var make: @Sendable (inout StageOptions) -> (any Stage)?
 
+    /// - Parameter stateShapedBy: for a stateful stage, the options that shape its state; nil:
+    ///   every option (the safe choice for a stage that does not say).
     public init(
-        name: String, summary: String, options: [StageOption], isStateful: Bool = false,
+        name: String, summary: String, options: [StageOption], isStateful: Bool = false, stateShapedBy: [String]? = nil,
         make: @escaping @Sendable (inout StageOptions) -> (any Stage)?
     ) {
         self.name = name
@@ -36,6 +41,7 @@ public struct StageDescriptor: Sendable {
         // Every stateful stage takes a ttl; the registry applies it (`ExpiringStage`).
         self.options = isStateful ? options + [Self.ttlOption] : options
         self.isStateful = isStateful
+        self.stateShapedBy = isStateful ? (stateShapedBy ?? options.map(\.name)) + [Self.ttlOption.name] : []
         self.make = make
     }
 }

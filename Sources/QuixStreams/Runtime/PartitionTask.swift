@@ -65,7 +65,13 @@ final class PartitionTask: Sendable {
                 return (false, progress.awaitingFirstMessage)
             }
             if skip { continue }
-            if checkResume { try consumer.stores?.checkResume(partition, firstOffset: message.offset) }
+            if checkResume {
+                try consumer.stores?.checkResume(partition, firstOffset: message.offset)
+                if let state, let starting = consumer.partitionStartingHandler {
+                    state.beginPackage(at: message.offset)
+                    try starting(PartitionStateAccess(partition: partition, state: state))
+                }
+            }
             let (ready, dropped) = progress.withLock { progress in
                 let ready = progress.assembler.add(
                     partition: message.partition, key: message.key.map(Array.init), offset: message.offset,
