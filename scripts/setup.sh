@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what quixd needs to build and test on Debian: librdkafka, liblmdb (and its tools,
-# for the state tests' child processes), kcat, and a
+# for the state tests' child processes), kcat, chromium (the status page is tested in a real
+# headless browser), and a
 # Python that can make virtual environments (for the quixstreams 0.5.7 interop tests).
 # Safe to run again; it installs only what is missing.
 set -euo pipefail
 
-packages=(librdkafka-dev liblmdb-dev lmdb-utils kcat pkg-config)
+packages=(librdkafka-dev liblmdb-dev lmdb-utils kcat pkg-config chromium)
 # Debian's python3 makes venvs only with python3-venv; another python3 on PATH may not need it.
 python3 -m venv --help >/dev/null 2>&1 || packages+=(python3 python3-venv)
 missing=()

@@ -11,6 +11,8 @@ protocol SupervisedPipeline: Sendable {
     var pipeline: Pipeline { get }
     /// For `/readyz`.
     var readiness: (ready: Bool, reason: String) { get }
+    /// For the status page.
+    var statusReport: PipelineStatusReport { get }
     /// Runs until `stop()`; throws when the pipeline stops on an error.
     func run() async throws
     /// Asks `run()` to checkpoint and return.
@@ -18,6 +20,14 @@ protocol SupervisedPipeline: Sendable {
 }
 
 extension PipelineRunner: SupervisedPipeline {}
+
+extension SupervisedPipeline {
+    /// What the supervisor knows without the runner's own report: its name and readiness.
+    var statusReport: PipelineStatusReport {
+        let (ready, reason) = readiness
+        return PipelineStatusReport(name: pipeline.name, phase: ready ? "running" : "starting", ready: ready, reason: reason)
+    }
+}
 
 /// The pipelines of one quixd process, as one Service of the daemon's ServiceGroup. Each
 /// pipeline's `run()` is a child task of this service's `run()`, each with its own consumer group.
@@ -93,6 +103,16 @@ final class PipelineSupervisor: Service {
                 return (runner.pipeline.name, ready, reason)
             }
         }.sorted { $0.pipeline < $1.pipeline }
+    }
+
+    /// Each pipeline at a glance, by pipeline name (the status page).
+    func statusReports() -> [PipelineStatusReport] {
+        reported.withLock { Array($0.values) }.map { entry -> PipelineStatusReport in
+            switch entry {
+            case .starting(let name): PipelineStatusReport(name: name, phase: "starting", ready: false, reason: "starting")
+            case .launched(let runner): runner.statusReport
+            }
+        }.sorted { $0.name < $1.name }
     }
 
     private enum Reported {

@@ -118,7 +118,9 @@ struct Run: AsyncParsableCommand {
         let progress = ProgressWatch(stallAfter: max((notifier.watchdogTimeout ?? .zero) * 2, checkpoints), logger: logger)
         notifier.startWatchdog { progress.isHealthy(metrics: metrics.exposition(), readiness: supervisor.readiness()) }
         let server = settings.httpListen.map {
-            OperationsServer(address: $0, metrics: metrics, readiness: { supervisor.readiness() }, logger: logger)
+            OperationsServer(
+                address: $0, metrics: metrics, readiness: { supervisor.readiness() },
+                status: settings.statusPage ? { @Sendable in supervisor.statusReports() } : nil, logger: logger)
         }
         do {
             try await Self.serviceGroup(broker: broker, server: server, supervisor: supervisor, grace: settings.shutdownGrace, logger: logger)

@@ -29,6 +29,8 @@ public struct DaemonConfig: Sendable, Hashable {
     public var stateDirectory = "./state"
     /// `host:port` of the health and metrics endpoints; nil serves none.
     public var httpListen: String? = "0.0.0.0:8080"
+    /// Whether the operations port serves the status page (`/`, `/status.json`).
+    public var statusPage = true
     /// Pipeline files or directories of them (every `.yaml`/`.yml` inside).
     public var pipelines: [String] = []
     public var logLevel = LogLevel.info
@@ -64,7 +66,7 @@ public struct DaemonConfig: Sendable, Hashable {
         }
         lines += [
             "state:", "  directory: \(stateDirectory)",
-            "http:", "  listen: \(httpListen ?? "(off)")",
+            "http:", "  listen: \(httpListen ?? "(off)")", "  statusPage: \(statusPage)",
             "pipelines:",
         ] + pipelines.map { "  - \($0)" } + [
             "log:", "  level: \(logLevel.rawValue)", "  format: \(logFormat.rawValue)",

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import QuixStreams
 import Synchronization
@@ -12,12 +13,14 @@ final class FailurePolicy: Sendable {
     private let pipeline: Pipeline
     private let deadLetters: RecordProducer?
     private let metrics: PipelineMetrics?
+    private let activity: PipelineActivity?
     private let logger: Logger
     private let limiter = LogLimiter()
 
-    init(pipeline: Pipeline, client: KafkaStreamingClient, metrics: PipelineMetrics?, logger: Logger) throws {
+    init(pipeline: Pipeline, client: KafkaStreamingClient, metrics: PipelineMetrics?, activity: PipelineActivity? = nil, logger: Logger) throws {
         self.pipeline = pipeline
         self.metrics = metrics
+        self.activity = activity
         self.logger = logger
         deadLetters = pipeline.onError.kind == .deadLetter ? try client.recordProducer() : nil
     }
@@ -32,13 +35,21 @@ final class FailurePolicy: Sendable {
             "source": "\(failure.topic)[\(failure.partition)]@\(failure.offset)",
         ]
         let kind = "\(stage): \(error.code.rawValue)" + ((failure.error as? QuixProtocolError).map { " \($0.code)" } ?? "")
+        func note(_ outcome: String) {
+            activity?.failed(
+                PipelineStatusReport.Failure(
+                    time: Date().timeIntervalSince1970, stage: stage, code: error.code.rawValue, error: error.message, stream: failure.streamID,
+                    source: "\(failure.topic)[\(failure.partition)]@\(failure.offset)", outcome: outcome))
+        }
         switch pipeline.onError.kind {
         case .skip:
             metrics?.recordSkipped(pipeline: pipeline.name)
+            note("skipped")
             limiter.log(kind, logger) { $0.warning("message skipped", metadata: metadata) }
             return .skip
         case .stop:
             logger.error("pipeline stops at a message it cannot process", metadata: metadata)
+            note("stopped")
             return .stop
         case .deadLetter:
             guard let deadLetters, let topic = pipeline.onError.topic else { return .stop }
@@ -63,6 +74,7 @@ final class FailurePolicy: Sendable {
                 return .stop
             }
             metrics?.recordDeadLettered(pipeline: pipeline.name)
+            note("dead-lettered")
             limiter.log(kind, logger) { $0.warning("message dead-lettered", metadata: metadata.merging(["topic": "\(topic)"]) { a, _ in a }) }
             return .skip
         }

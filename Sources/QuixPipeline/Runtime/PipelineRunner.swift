@@ -24,6 +24,8 @@ public final class PipelineRunner: Sendable {
     private let shapes: [String: StateShape]
     /// Stages whose state of another shape is dropped instead of refused (`--reset-state`).
     private let resetState: Set<String>
+    /// Rates, checkpoints, rebalances and failures, for `statusReport`.
+    private let activity = PipelineActivity()
     private let consumer: TopicConsumer
     private let output: any PipelineOutput
     private let failures: FailurePolicy
@@ -112,15 +114,17 @@ public final class PipelineRunner: Sendable {
         for declared in pipeline.outputs {
             let sink: any PipelineOutput =
                 declared.format == .quix ? try QuixOutput(client: client, output: declared) : try RecordOutput(client: client, output: declared)
-            if let record = metrics?.producedRecorder(pipeline: pipeline.name, topic: declared.topic) {
-                // Every Kafka message of the output, whatever its format (a split package's parts each).
-                sink.onSent { bytes in record(1, bytes) }
+            // Every Kafka message of the output, whatever its format (a split package's parts each).
+            let record = metrics?.producedRecorder(pipeline: pipeline.name, topic: declared.topic)
+            sink.onSent { [activity] bytes in
+                record?(1, bytes)
+                activity.produced(1)
             }
             sinks.append(sink)
         }
         let routes = OutputRoutes(pipeline.outputs)
         output = sinks.count == 1 && !routes.outputs[0].isSelective ? sinks[0] : RoutedOutput(routes: routes, sinks: sinks)
-        failures = try FailurePolicy(pipeline: pipeline, client: client, metrics: metrics, logger: logger)
+        failures = try FailurePolicy(pipeline: pipeline, client: client, metrics: metrics, activity: activity, logger: logger)
         metrics?.register(pipeline: pipeline.name)
         attachHandlers()
     }
@@ -159,6 +163,30 @@ public final class PipelineRunner: Sendable {
             let partitions = status.assigned.map(\.partition).sorted().map(String.init).joined(separator: ",")
             return (true, "running, partitions [\(partitions)], \(behind) messages behind")
         }
+    }
+
+    /// The pipeline at a glance (the status page).
+    public var statusReport: PipelineStatusReport {
+        let status = currentStatus
+        let phase =
+            switch status.phase {
+            case .starting: "starting"
+            case .running: "running"
+            case .stopped: "stopped"
+            case .failed: "failed"
+            }
+        let (ready, reason) = readiness
+        var report = PipelineStatusReport(
+            name: pipeline.name, phase: phase, ready: ready, reason: reason, input: pipeline.input.topic, outputs: pipeline.outputs.map(\.topic))
+        let lags = consumer.lag()
+        let timeLags = consumer.timeLag()
+        report.partitions = status.assigned.sorted { $0.partition < $1.partition }.map { partition in
+            PipelineStatusReport.Partition(
+                topic: partition.topic, partition: partition.partition, lag: lags[partition], timeLagMilliseconds: timeLags[partition],
+                stateBytes: stateBytes(partition))
+        }
+        activity.fill(&report)
+        return report
     }
 
     /// Reads until `stop()`; throws when the pipeline stops on an error (policy `stop`, state
@@ -225,7 +253,8 @@ public final class PipelineRunner: Sendable {
                 }
             }
         }
-        consumer.onConsumed { [metrics, name = pipeline.name] counts in
+        consumer.onConsumed { [metrics, activity, name = pipeline.name] counts in
+            activity.consumed(counts.values.reduce(0) { $0 + $1.messages })
             for (partition, count) in counts {
                 metrics?.recordConsumed(pipeline: name, topic: partition.topic, partition: partition.partition, messages: count.messages, bytes: count.bytes)
             }
@@ -236,7 +265,9 @@ public final class PipelineRunner: Sendable {
         consumer.onCommitted { [weak self] consumer, _ in
             guard let self else { return }
             status.withLock { $0.lastProgress = .now }
-            metrics?.recordCheckpoint(pipeline: pipeline.name, duration: .now - checkpointStart.withLock { $0 })
+            let duration = ContinuousClock.now - checkpointStart.withLock { $0 }
+            metrics?.recordCheckpoint(pipeline: pipeline.name, duration: duration)
+            activity.checkpointed(seconds: Double(duration.components.attoseconds) / 1e18 + Double(duration.components.seconds))
             for (partition, lag) in consumer.lag() {
                 metrics?.setConsumerLag(pipeline: pipeline.name, topic: partition.topic, partition: partition.partition, lag: lag)
             }
@@ -269,10 +300,17 @@ public final class PipelineRunner: Sendable {
     private func recordStateSizes() {
         guard let stateRoot, let metrics else { return }
         for partition in status.withLock({ $0.assigned }) {
-            var info = stat()
-            guard stat("\(stateRoot)/\(partition.topic)-\(partition.partition)/data.mdb", &info) == 0 else { continue }
-            metrics.setStateBytes(pipeline: pipeline.name, topic: partition.topic, partition: partition.partition, bytes: Int64(info.st_blocks) * 512)
+            guard let bytes = stateBytes(partition) else { continue }
+            metrics.setStateBytes(pipeline: pipeline.name, topic: partition.topic, partition: partition.partition, bytes: bytes)
         }
+    }
+
+    /// The disk space of a partition's state: its LMDB data file's allocated blocks.
+    private func stateBytes(_ partition: TopicPartition) -> Int64? {
+        guard let stateRoot else { return nil }
+        var info = stat()
+        guard stat("\(stateRoot)/\(partition.topic)-\(partition.partition)/data.mdb", &info) == 0 else { return nil }
+        return Int64(info.st_blocks) * 512
     }
 
     private func assigned(_ partitions: [TopicPartition]) {
@@ -281,6 +319,7 @@ public final class PipelineRunner: Sendable {
             status.assigned.formUnion(partitions)
         }
         metrics?.recordRebalance(pipeline: pipeline.name)
+        activity.rebalanced()
         metrics?.setReady(pipeline: pipeline.name, true)
         logger.info("partitions assigned", metadata: ["partitions": "\(partitions.map(\.partition).sorted())"])
     }

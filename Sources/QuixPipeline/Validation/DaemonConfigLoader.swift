@@ -71,9 +71,9 @@ public enum DaemonConfigLoader {
         {
             config.stateDirectory = directory
         }
-        if let node = top["http"], let http = reader.mapping(node, "http", allowed: ["listen"]), let listenNode = http["listen"],
-            let listen = reader.string(listenNode, "http.listen")
-        {
+        let http = top["http"].flatMap { reader.mapping($0, "http", allowed: ["listen", "statusPage"]) }
+        if let node = http?["statusPage"], let enabled = reader.bool(node, "http.statusPage") { config.statusPage = enabled }
+        if let listenNode = http?["listen"], let listen = reader.string(listenNode, "http.listen") {
             if listen.isEmpty || listen == "off" {
                 config.httpListen = nil
             } else if let port = listen.split(separator: ":").last, Int(port).map({ (0...65_535).contains($0) }) == true, listen.contains(":") {

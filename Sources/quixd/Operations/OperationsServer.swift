@@ -17,6 +17,8 @@ typealias PipelineReadiness = (pipeline: String, ready: Bool, reason: String)
 /// - `GET /readyz`: 200 when every pipeline is ready, else 503; the body has one line per
 ///   pipeline, `NAME ready: REASON` or `NAME not ready: REASON`.
 /// - `GET /metrics`: 200, the Prometheus text format (0.0.4) of `PipelineMetrics`.
+/// - `GET /` and `GET /status.json`: the status page (`StatusPage`) and its data, unless it is
+///   turned off (`http.statusPage: false`).
 /// - anything else: 404.
 ///
 /// `run()` binds, serves until the graceful shutdown (or cancellation), then closes the socket
@@ -24,6 +26,8 @@ typealias PipelineReadiness = (pipeline: String, ready: Bool, reason: String)
 final class OperationsServer: Service {
     /// Asked on every `/readyz`; called on the server's tasks, so it must be cheap and `Sendable`.
     typealias ReadinessProbe = @Sendable () async -> [PipelineReadiness]
+    /// Asked on every status page and `/status.json`.
+    typealias StatusProbe = @Sendable () async -> [PipelineStatusReport]
 
     enum Failure: Error, CustomStringConvertible {
         case invalidAddress(String, reason: String)
@@ -41,18 +45,20 @@ final class OperationsServer: Service {
     let address: String
     private let metrics: PipelineMetrics
     private let readiness: ReadinessProbe
+    private let status: StatusProbe?
     private let logger: Logger
 
     /// A server for `address` (`host:port`, `[ipv6]:port`, `:port` or `*:port` for every IPv4
     /// interface; port 0 picks a free port), not yet bound.
     init(
         address: String, metrics: PipelineMetrics,
-        readiness: @escaping ReadinessProbe,
+        readiness: @escaping ReadinessProbe, status: StatusProbe? = nil,
         logger: Logger = Logger(label: "quixd.operations")
     ) {
         self.address = address
         self.metrics = metrics
         self.readiness = readiness
+        self.status = status
         self.logger = logger
     }
 
@@ -65,11 +71,11 @@ final class OperationsServer: Service {
     /// close. Throws if the address is invalid or cannot be bound.
     func serve<Value: Sendable>(_ body: (UInt16) async throws -> Value) async throws -> Value {
         let socketAddress = try Self.socketAddress(for: address)
-        let (metrics, readiness, logger) = (self.metrics, self.readiness, self.logger)
+        let (metrics, readiness, status, logger) = (self.metrics, self.readiness, self.status, self.logger)
         let server = HTTPServer(
             config: HTTPServer.Configuration(address: socketAddress, timeout: 10, logger: FlyingFoxLogger(logger)),
             handler: ClosureHTTPHandler { request in
-                await Self.respond(to: request, metrics: metrics, readiness: readiness)
+                await Self.respond(to: request, metrics: metrics, readiness: readiness, status: status)
             })
         let listening = ListeningFlag()
         return try await withThrowingTaskGroup(of: ServerEvent.self) { group in
@@ -116,7 +122,7 @@ final class OperationsServer: Service {
 
     /// The response to one request (GET only; anything else is 404).
     static func respond(
-        to request: HTTPRequest, metrics: PipelineMetrics, readiness: ReadinessProbe
+        to request: HTTPRequest, metrics: PipelineMetrics, readiness: ReadinessProbe, status: StatusProbe? = nil
     ) async -> HTTPResponse {
         guard request.method == .GET else { return text(.notFound, "not found\n") }
         switch request.path {
@@ -133,6 +139,14 @@ final class OperationsServer: Service {
                 statusCode: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: Data(metrics.expositionBytes()))
+        case "/" where status != nil:
+            let page = StatusPage.html(await status!(), now: Date())
+            return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: Data(page.utf8))
+        case "/status.json" where status != nil:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let body = (try? encoder.encode(["pipelines": await status!()])) ?? Data("{}".utf8)
+            return HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: body)
         default:
             return text(.notFound, "not found\n")
         }
