@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv-interop/ with the real Python quixstreams 0.5.7 from PyPI, which the
-# interop tests (Tests/Interop/q05.py) use as the reference producer and consumer.
+# interop tests (Tests/Interop/q05.py) use as the reference producer and consumer, and
+# jsonschema and PyYAML, with which the schema tests (Tests/Schema/validate.py) check files
+# against what `quixd schema` prints.
 #
 # Safe to run again: when the venv already imports quixstreams 0.5.7 it does nothing
 # (well under a second). Prints the venv's python path as its last line, so callers can
@@ -17,11 +19,11 @@ cd "$(dirname "$0")/.."
 
 VENV=.venv-interop
 PY="$VENV/bin/python"
-PINS=("quixstreams==0.5.7" "numpy<2")
+PINS=("quixstreams==0.5.7" "numpy<2" "jsonschema>=4.18" "pyyaml")
 
 check() {
     "$PY" - <<'EOF' 2>/dev/null
-import quixstreams, importlib.metadata as m
+import quixstreams, jsonschema, yaml, importlib.metadata as m
 assert m.version("quixstreams") == "0.5.7", m.version("quixstreams")
 EOF
 }

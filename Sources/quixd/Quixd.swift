@@ -8,7 +8,7 @@ struct Quixd: AsyncParsableCommand {
         abstract: "A stream-processing daemon and toolkit for Kafka, wire-compatible with Quix Streams 0.5.",
         version: QuixdVersion.current,
         subcommands: [
-            Run.self, Validate.self, Test.self, Stages.self, Broker.self, Consume.self, Produce.self, State.self, DeadLetterCommand.self, Plan.self,
+            Run.self, Validate.self, Test.self, Stages.self, Broker.self, Consume.self, Produce.self, State.self, DeadLetterCommand.self, Plan.self, Schema.self,
             Version.self,
         ])
 }

@@ -79,7 +79,9 @@ struct PipelineValidationTests {
         #expect(pipeline.onError == Pipeline.ErrorPolicy(kind: .stop, topic: nil) && pipeline.delivery == .atLeastOnce)
     }
 
-    @Test("each broken file gives exactly its error, with line, column and key path", arguments: [
+    /// Broken files and the loader's errors for each (the schema tests measure how many of them
+    /// the JSON Schema refuses too).
+    static let brokenCases: [(text: String, errors: [String])] = [
         (broken("kind: Pipeline", "kind: Pipe"), [#"p.yaml:2:7: kind: expected Pipeline, found "Pipe""#]),
         (broken("apiVersion: quixd/v1", "apiVersion: quixd/v2"), [#"p.yaml:1:13: apiVersion: expected quixd/v1, found "quixd/v2""#]),
         (broken("    topic: telemetry\n", "    topik: telemetry\n"), [
@@ -104,7 +106,9 @@ struct PipelineValidationTests {
         (broken("      uses: compute", "      uses: [compute]"), [#"p.yaml:13:13: spec.stages[0].uses: expected a value, found a list"#]),
         (broken("  output:\n    topic: telemetry-enriched\n    buffer: { packetSize: 100, timeSpan: 100ms }\n", "  output: none\n"), [#"p.yaml:18:11: spec.output: expected a mapping (key: value lines), found "none""#]),
         ("apiVersion: quixd/v1\nkind: Pipeline\nmetadata: [gforce\n", [#"p.yaml:4:1: YAML syntax: did not find expected ',' or ']'"#]),
-    ])
+    ]
+
+    @Test("each broken file gives exactly its error, with line, column and key path", arguments: brokenCases)
     func brokenFiles(_ text: String, _ expected: [String]) {
         #expect(errors(text) == expected)
     }

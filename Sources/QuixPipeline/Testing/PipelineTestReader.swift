@@ -29,7 +29,7 @@ enum PipelineTestReader {
     static func read(file: String) throws(ConfigErrors) -> [Suite.TestCase] {
         let text = try ConfigDocument.text(of: file)
         return try ConfigDocument.read(text, file: file, environment: ProcessInfo.processInfo.environment, overrides: []) { root, reader in
-            guard let top = reader.mapping(root, "", allowed: ["tests"], required: ["tests"]), let list = top["tests"].flatMap({ reader.sequence($0, "tests") })
+            guard let top = reader.mapping(root, "", FileSchemas.tests), let list = top["tests"].flatMap({ reader.sequence($0, "tests") })
             else { return nil }
             guard !list.isEmpty else {
                 reader.fail(top["tests"], "tests", "expected at least one test")
@@ -40,10 +40,10 @@ enum PipelineTestReader {
     }
 
     private static func testCase(_ node: Node, _ path: String, _ reader: inout NodeReader) -> Suite.TestCase? {
-        guard let keys = reader.mapping(node, path, allowed: ["name", "input", "expect", "state", "tables"], required: ["name", "input"]) else { return nil }
+        guard let keys = reader.mapping(node, path, FileSchemas.testCase) else { return nil }
         let name = keys["name"].flatMap { reader.nonEmptyString($0, "\(path).name") }
         let inputs = list(keys["input"], "\(path).input", &reader) { item, path, reader -> Suite.Input? in
-            guard let keys = reader.mapping(item, path, allowed: ["stream", "topic", "rows", "events"], required: ["stream"]) else { return nil }
+            guard let keys = reader.mapping(item, path, FileSchemas.testInput) else { return nil }
             let stream = keys["stream"].flatMap { reader.nonEmptyString($0, "\(path).stream") }
             let topic = keys["topic"].flatMap { node in reader.nonEmptyString(node, "\(path).topic").map { ($0, SourcePlace(node, "\(path).topic")) } }
             let rows = list(keys["rows"], "\(path).rows", &reader) { row, path, reader -> Suite.InputRow? in
@@ -55,7 +55,7 @@ enum PipelineTestReader {
                 return Suite.InputRow(timestamp: Int64(time), cells: cells.filter { $0.key != "timestamp" })
             }
             let events = list(keys["events"], "\(path).events", &reader) { event, path, reader -> EventData? in
-                guard let keys = reader.mapping(event, path, allowed: ["id", "timestamp", "value"], required: ["id", "timestamp"]),
+                guard let keys = reader.mapping(event, path, FileSchemas.inputEvent),
                     let id = keys["id"].flatMap({ reader.nonEmptyString($0, "\(path).id") }),
                     let time = keys["timestamp"].flatMap({ timestamp($0, "\(path).timestamp", &reader) })
                 else { return nil }
@@ -65,12 +65,12 @@ enum PipelineTestReader {
             return Suite.Input(stream: stream, topic: topic?.0, topicPlace: topic?.1, rows: rows, events: events)
         }
         let expectations = list(keys["expect"], "\(path).expect", &reader) { item, path, reader -> Suite.Expectation? in
-            guard let keys = reader.mapping(item, path, allowed: ["stream", "output", "rows", "events"], required: ["stream"]) else { return nil }
+            guard let keys = reader.mapping(item, path, FileSchemas.expectation) else { return nil }
             let stream = keys["stream"].flatMap { reader.nonEmptyString($0, "\(path).stream") }
             let output = keys["output"].flatMap { node in reader.nonEmptyString(node, "\(path).output").map { ($0, SourcePlace(node, "\(path).output")) } }
             let rows = keys["rows"] == nil ? nil : list(keys["rows"], "\(path).rows", &reader) { row, path, reader in cells(row, path, &reader) }
             let events = keys["events"] == nil ? nil : list(keys["events"], "\(path).events", &reader) { event, path, reader -> Suite.ExpectedEvent? in
-                guard let keys = reader.mapping(event, path, allowed: ["id", "timestamp", "value", "valueContains"]) else { return nil }
+                guard let keys = reader.mapping(event, path, FileSchemas.expectedEvent) else { return nil }
                 return Suite.ExpectedEvent(
                     id: keys["id"].flatMap { reader.string($0, "\(path).id") },
                     timestamp: keys["timestamp"].flatMap { timestamp($0, "\(path).timestamp", &reader) },
@@ -81,7 +81,7 @@ enum PipelineTestReader {
             return Suite.Expectation(stream: stream, output: output?.0, outputPlace: output?.1, rows: rows, events: events)
         }
         let state = list(keys["state"], "\(path).state", &reader) { item, path, reader -> Suite.StateExpectation? in
-            guard let keys = reader.mapping(item, path, allowed: ["stream", "stage", "key", "value"], required: ["stream", "stage", "key"]),
+            guard let keys = reader.mapping(item, path, FileSchemas.stateExpectation),
                 let stream = keys["stream"].flatMap({ reader.nonEmptyString($0, "\(path).stream") }),
                 let stage = keys["stage"].flatMap({ reader.nonEmptyString($0, "\(path).stage") }),
                 let key = keys["key"].flatMap({ reader.nonEmptyString($0, "\(path).key") })

@@ -24,7 +24,7 @@ public enum DaemonConfigLoader {
     }
 
     private static func read(_ root: Node, _ reader: inout NodeReader) -> DaemonConfig? {
-        guard let top = reader.mapping(root, "", allowed: ["apiVersion", "kind", "kafka", "state", "http", "pipelines", "log", "shutdown", "workers"], required: ["apiVersion", "kind"])
+        guard let top = reader.mapping(root, "", FileSchemas.config)
         else { return nil }
         if let node = top["apiVersion"], let version = reader.string(node, "apiVersion"), version != PipelineLoader.apiVersion {
             reader.fail(node, "apiVersion", "expected \(PipelineLoader.apiVersion), found \"\(version)\"")
@@ -33,7 +33,7 @@ public enum DaemonConfigLoader {
             reader.fail(node, "kind", "expected Config, found \"\(kind)\"")
         }
         var config = DaemonConfig()
-        if let node = top["kafka"], let kafka = reader.mapping(node, "kafka", allowed: ["brokers", "clientId", "groupInstanceId", "security", "properties"]) {
+        if let node = top["kafka"], let kafka = reader.mapping(node, "kafka", FileSchemas.kafka) {
             if let brokers = kafka["brokers"].flatMap({ reader.string($0, "kafka.brokers") }) {
                 config.kafka.brokers = brokers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             }
@@ -42,7 +42,7 @@ public enum DaemonConfigLoader {
                 config.kafka.groupInstanceID = id
             }
             if let node = kafka["security"],
-                let security = reader.mapping(node, "kafka.security", allowed: ["protocol", "saslMechanism", "saslUsername", "saslPassword", "caLocation"])
+                let security = reader.mapping(node, "kafka.security", FileSchemas.security)
             {
                 func text(_ key: String) -> String? { security[key].flatMap { reader.string($0, "kafka.security.\(key)") }.flatMap { $0.isEmpty ? nil : $0 } }
                 if let node = security["protocol"], let value = reader.string(node, "kafka.security.protocol") {
@@ -66,12 +66,12 @@ public enum DaemonConfigLoader {
                 }
             }
         }
-        if let node = top["state"], let state = reader.mapping(node, "state", allowed: ["directory"]),
+        if let node = top["state"], let state = reader.mapping(node, "state", FileSchemas.configState),
             let directory = state["directory"].flatMap({ reader.nonEmptyString($0, "state.directory") })
         {
             config.stateDirectory = directory
         }
-        let http = top["http"].flatMap { reader.mapping($0, "http", allowed: ["listen", "statusPage"]) }
+        let http = top["http"].flatMap { reader.mapping($0, "http", FileSchemas.http) }
         if let node = http?["statusPage"], let enabled = reader.bool(node, "http.statusPage") { config.statusPage = enabled }
         if let listenNode = http?["listen"], let listen = reader.string(listenNode, "http.listen") {
             if listen.isEmpty || listen == "off" {
@@ -85,11 +85,11 @@ public enum DaemonConfigLoader {
         if let node = top["pipelines"], let items = reader.sequence(node, "pipelines") {
             config.pipelines = items.enumerated().compactMap { reader.nonEmptyString($1, "pipelines[\($0)]") }
         }
-        if let node = top["log"], let log = reader.mapping(node, "log", allowed: ["level", "format"]) {
+        if let node = top["log"], let log = reader.mapping(node, "log", FileSchemas.log) {
             if let level = log["level"].flatMap({ reader.choice($0, "log.level", DaemonConfig.LogLevel.self) }) { config.logLevel = level }
             if let format = log["format"].flatMap({ reader.choice($0, "log.format", DaemonConfig.LogFormat.self) }) { config.logFormat = format }
         }
-        if let node = top["shutdown"], let shutdown = reader.mapping(node, "shutdown", allowed: ["grace"]),
+        if let node = top["shutdown"], let shutdown = reader.mapping(node, "shutdown", FileSchemas.shutdown),
             let grace = shutdown["grace"].flatMap({ reader.duration($0, "shutdown.grace") })
         {
             config.shutdownGrace = grace

@@ -27,7 +27,7 @@ public enum PipelineLoader {
     }
 
     private static func read(_ root: Node, _ registry: StageRegistry, _ reader: inout NodeReader) -> Pipeline? {
-        guard let top = reader.mapping(root, "", allowed: ["apiVersion", "kind", "metadata", "spec"], required: ["apiVersion", "kind", "metadata", "spec"])
+        guard let top = reader.mapping(root, "", FileSchemas.pipeline)
         else { return nil }
         if let node = top["apiVersion"], let version = reader.string(node, "apiVersion"), version != apiVersion {
             reader.fail(node, "apiVersion", "expected \(apiVersion), found \"\(version)\"")
@@ -36,7 +36,7 @@ public enum PipelineLoader {
             reader.fail(node, "kind", "expected Pipeline, found \"\(kind)\"")
         }
         var name: String?
-        if let node = top["metadata"], let metadata = reader.mapping(node, "metadata", allowed: ["name"], required: ["name"]),
+        if let node = top["metadata"], let metadata = reader.mapping(node, "metadata", FileSchemas.metadata),
             let nameNode = metadata["name"], let text = reader.nonEmptyString(nameNode, "metadata.name")
         {
             // It names the default consumer group, the state folder and the changelog topic: what a
@@ -52,9 +52,7 @@ public enum PipelineLoader {
             }
         }
         guard let specNode = top["spec"],
-            let spec = reader.mapping(
-                specNode, "spec", allowed: ["input", "stages", "output", "outputs", "tables", "delivery", "checkpoint", "state", "onError"],
-                required: ["input", "stages"])
+            let spec = reader.mapping(specNode, "spec", FileSchemas.spec)
         else { return nil }
         let input = spec["input"].flatMap { readInput($0, name, &reader) }
         let tables = spec["tables"].map { readTables($0, &reader) } ?? []
@@ -63,12 +61,12 @@ public enum PipelineLoader {
         let outputs = readOutputs(spec, specNode, &reader)
         let delivery = spec["delivery"].map { reader.choice($0, "spec.delivery", Pipeline.Delivery.self) } ?? .atLeastOnce
         var interval: Duration? = .seconds(1)
-        if let node = spec["checkpoint"], let checkpoint = reader.mapping(node, "spec.checkpoint", allowed: ["interval"]) {
+        if let node = spec["checkpoint"], let checkpoint = reader.mapping(node, "spec.checkpoint", FileSchemas.checkpoint) {
             interval = checkpoint["interval"].map { reader.duration($0, "spec.checkpoint.interval") } ?? interval
         }
         var changelog: Bool? = true
         var expiry: Pipeline.StateExpiry? = Pipeline.StateExpiry()
-        if let node = spec["state"], let state = reader.mapping(node, "spec.state", allowed: ["changelog", "onStreamEnd", "idle"]) {
+        if let node = spec["state"], let state = reader.mapping(node, "spec.state", FileSchemas.state) {
             changelog = state["changelog"].map { reader.bool($0, "spec.state.changelog") } ?? changelog
             if changelog == false, delivery == .exactlyOnce {
                 reader.fail(
@@ -95,7 +93,7 @@ public enum PipelineLoader {
     }
 
     private static func readInput(_ node: Node, _ name: String?, _ reader: inout NodeReader) -> Pipeline.Input? {
-        guard let input = reader.mapping(node, "spec.input", allowed: ["topic", "consumerGroup", "format", "startFrom"], required: ["topic"])
+        guard let input = reader.mapping(node, "spec.input", FileSchemas.input)
         else { return nil }
         let topic = input["topic"].flatMap { reader.nonEmptyString($0, "spec.input.topic") }
         let group = input["consumerGroup"].map { reader.nonEmptyString($0, "spec.input.consumerGroup") } ?? name
@@ -112,7 +110,7 @@ public enum PipelineLoader {
         var complete = true
         for (index, item) in items.enumerated() {
             let path = "spec.stages[\(index)]"
-            guard let stage = reader.mapping(item, path, allowed: ["id", "uses", "with"], required: ["id", "uses"]) else {
+            guard let stage = reader.mapping(item, path, FileSchemas.stage) else {
                 complete = false
                 continue
             }
@@ -193,8 +191,7 @@ public enum PipelineLoader {
 
     private static func readOutput(_ node: Node, _ path: String, id defaultID: String?, _ reader: inout NodeReader) -> Pipeline.Output? {
         guard
-            let output = reader.mapping(
-                node, path, allowed: ["id", "topic", "format", "buffer", "when", "events"], required: defaultID == nil ? ["id", "topic"] : ["topic"])
+            let output = reader.mapping(node, path, defaultID == nil ? FileSchemas.routedOutput : FileSchemas.output)
         else { return nil }
         let id = output["id"].map { reader.nonEmptyString($0, "\(path).id") } ?? defaultID
         let topic = output["topic"].flatMap { reader.nonEmptyString($0, "\(path).topic") }
@@ -213,7 +210,7 @@ public enum PipelineLoader {
         }
         var buffer: Pipeline.Buffer? = Pipeline.Buffer()
         if let bufferNode = output["buffer"],
-            let entries = reader.mapping(bufferNode, "\(path).buffer", allowed: ["packetSize", "timeSpan", "timeout"])
+            let entries = reader.mapping(bufferNode, "\(path).buffer", FileSchemas.buffer)
         {
             let packetSize = entries["packetSize"].map { reader.int($0, "\(path).buffer.packetSize", in: 1...1_000_000) }
             let timeSpan = entries["timeSpan"].map { reader.duration($0, "\(path).buffer.timeSpan") }
@@ -242,7 +239,7 @@ public enum PipelineLoader {
                 continue
             }
             let path = "spec.tables.\(name)"
-            guard let table = reader.mapping(tableNode, path, allowed: ["topic", "format", "key"], required: ["topic"]) else {
+            guard let table = reader.mapping(tableNode, path, FileSchemas.table) else {
                 complete = false
                 continue
             }
@@ -277,7 +274,7 @@ public enum PipelineLoader {
     }
 
     private static func readErrorPolicy(_ node: Node, _ reader: inout NodeReader) -> Pipeline.ErrorPolicy? {
-        guard let entries = reader.mapping(node, "spec.onError", allowed: ["policy", "topic"], required: ["policy"]),
+        guard let entries = reader.mapping(node, "spec.onError", FileSchemas.onError),
             let policyNode = entries["policy"], let kind = reader.choice(policyNode, "spec.onError.policy", Pipeline.ErrorPolicy.Kind.self)
         else { return nil }
         let topic = entries["topic"].flatMap { reader.nonEmptyString($0, "spec.onError.topic") }
