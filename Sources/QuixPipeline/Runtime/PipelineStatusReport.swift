@@ -75,8 +75,6 @@ final class PipelineActivity: Sendable {
     static let failuresKept = 20
 
     private struct Counts {
-        var consumed = 0
-        var produced = 0
         var samples: [(at: ContinuousClock.Instant, consumed: Int, produced: Int)] = []
         var checkpoints = 0
         var lastCheckpoint: (wall: Date, seconds: Double)?
@@ -85,9 +83,12 @@ final class PipelineActivity: Sendable {
     }
 
     private let counts = Mutex(Counts())
+    // Atomics: the output adds to `produced` for every message it sends.
+    private let consumedTotal = Atomic<Int>(0)
+    private let producedTotal = Atomic<Int>(0)
 
-    func consumed(_ messages: Int) { counts.withLock { $0.consumed += messages } }
-    func produced(_ messages: Int) { counts.withLock { $0.produced += messages } }
+    func consumed(_ messages: Int) { consumedTotal.add(messages, ordering: .relaxed) }
+    func produced(_ messages: Int) { producedTotal.add(messages, ordering: .relaxed) }
     func rebalanced() { counts.withLock { $0.rebalances += 1 } }
 
     func checkpointed(seconds: Double) {
@@ -95,6 +96,7 @@ final class PipelineActivity: Sendable {
             counts.checkpoints += 1
             counts.lastCheckpoint = (Date(), seconds)
         }
+        sample()
     }
 
     func failed(_ failure: PipelineStatusReport.Failure) {
@@ -107,9 +109,10 @@ final class PipelineActivity: Sendable {
     /// Adds a sample when the last is 10 s old (or there is none); called often enough by
     /// checkpoints and status requests.
     func sample(now: ContinuousClock.Instant = .now) {
+        let (consumed, produced) = (consumedTotal.load(ordering: .relaxed), producedTotal.load(ordering: .relaxed))
         counts.withLock { counts in
             if let last = counts.samples.last, now - last.at < Self.sampleEvery { return }
-            counts.samples.append((now, counts.consumed, counts.produced))
+            counts.samples.append((now, consumed, produced))
             if counts.samples.count > Self.samples + 1 { counts.samples.removeFirst() }
         }
     }
