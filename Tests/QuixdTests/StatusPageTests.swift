@@ -30,50 +30,36 @@ private func pngSize(_ path: String) throws -> (width: Int, height: Int) {
 
 @Suite("the status page", .serialized, .timeLimit(.minutes(3)))
 struct StatusPageTests {
-    @Test("in a real headless chromium: the pipeline, its partitions and a dead letter; screenshots at 375 and 1440 px; /status.json")
+    @Test("in a real headless chromium, against the main job (gforce on the development broker) with a dead letter: the pipeline, its partitions and the letter; screenshots at 375 and 1440 px; /status.json")
     func inABrowser() async throws {
-        let cluster = try MockCluster(brokers: 1)
-        for topic in ["status-in", "status-out", "status-dlq"] { try cluster.createTopic(topic, partitions: 2) }
-        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [cluster.bootstrapServers]))
-        for index in 0..<20 {
-            let json = #"{"timestamp": \#(index * 1_000_000_000), "speed": \#(100 + index)}"#
-            try await producer.send(OutgoingMessage(topic: "status-in", key: Array("car-\(index % 2)".utf8), value: Array(json.utf8), partition: 0))
-        }
-        try await producer.send(OutgoingMessage(topic: "status-in", key: Array("car-<9>".utf8), value: Array("not json <b>".utf8), partition: 1))
-        try await producer.flush()
-        await producer.close()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quixd-status-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try """
-            apiVersion: quixd/v1
-            kind: Pipeline
-            metadata: { name: speeds }
-            spec:
-              input: { topic: status-in, format: json }
-              stages:
-                - { id: fast, uses: filter, with: { where: speed > 105 } }
-              output: { topic: status-out, format: json }
-              onError: { policy: dead-letter, topic: status-dlq }
-              checkpoint: { interval: 200ms }
-            """.write(toFile: directory + "/speeds.yaml", atomically: true, encoding: .utf8)
         let port = freePort()
+        // What scripts/run.sh runs, on a free port.
         let daemon = try DaemonProcess([
-            "--brokers", cluster.bootstrapServers, "--http", "127.0.0.1:\(port)", "--set", "kafka.properties={session.timeout.ms: 6000}",
-            directory + "/speeds.yaml",
+            "--state-dir", directory + "/state", "--http", "127.0.0.1:\(port)", repository.appendingPathComponent("pipelines/gforce.yaml").path,
         ])
-        let deadline = ContinuousClock.now + .seconds(60)
-        while try await endOffsets(cluster, "status-dlq", partitions: 2).reduce(0, +) < 1, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        try await daemon.waitForLog("EMBEDDED DEVELOPMENT BROKER")
+        let address = try #require(daemon.log.firstMatch(of: /\(librdkafka's mock cluster\) at ([0-9.]+:[0-9]+)/)?.1, "\(daemon.log)")
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        // The operations port answers once the services run; the broker logs its address before.
+        while await (try? httpGet(port, "/readyz"))?.0 != 200, clock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
+        // A poison message into the running job: dead-lettered, and on the page.
+        let producer = try KafkaProducer(settings: ProducerSettings(bootstrapServers: [String(address)]))
+        try await producer.send(OutgoingMessage(topic: "telemetry", key: Array("car-<9>".utf8), value: Array("not a Quix package <b>".utf8)))
+        try await producer.flush()
+        await producer.close()
+        while try await !httpGet(port, "/status.json").1.contains("dead-lettered"), clock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
 
         let url = "http://127.0.0.1:\(port)/"
         let dom = try await chromium(["--dump-dom", url])
         #expect(dom.status == 0, "\(dom.error)")
-        #expect(dom.output.contains(#"<section class="pipeline" data-pipeline="speeds">"#), "\(dom.output)")
-        #expect(dom.output.contains(#"<tr class="partition"><td>status-in[0]</td>"#) && dom.output.contains("<td>status-in[1]</td>"), "\(dom.output)")
+        #expect(dom.output.contains(#"<section class="pipeline" data-pipeline="gforce">"#), "\(dom.output)")
+        for partition in 0..<4 { #expect(dom.output.contains(#"<tr class="partition"><td>telemetry[\#(partition)]</td>"#), "\(dom.output)") }
         let failure = try #require(dom.output.components(separatedBy: #"<tr class="failure">"#).dropFirst().first, "\(dom.output)")
-        #expect(failure.contains("dead-lettered") && failure.contains("malformed-message") && failure.contains("status-in[1]@0"), "\(failure)")
+        #expect(failure.contains("dead-lettered") && failure.contains("malformed-message") && failure.contains("telemetry["), "\(failure)")
         #expect(failure.contains("car-&lt;9&gt;") && !dom.output.contains("car-<9>"), "what the data says is escaped")
         #expect(!dom.output.contains("http://") && !dom.output.contains("https://"), "nothing from elsewhere: it works offline")
 
@@ -89,7 +75,7 @@ struct StatusPageTests {
         let (status, json) = try await httpGet(port, "/status.json")
         #expect(status == 200)
         let pipelines = try #require((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["pipelines"] as? [[String: Any]])
-        #expect(pipelines.first?["name"] as? String == "speeds" && pipelines.first?["phase"] as? String == "running", "\(json)")
+        #expect(pipelines.first?["name"] as? String == "gforce" && pipelines.first?["phase"] as? String == "running", "\(json)")
         let failures = pipelines.first?["failures"] as? [[String: Any]] ?? []
         #expect(failures.map { $0["code"] as? String } == ["malformed-message"], "\(json)")
         #expect(try await daemon.terminate() == 0)

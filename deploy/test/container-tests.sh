@@ -122,6 +122,9 @@ test_image_basics() {
 
     for batch in "$RUN_DIR"/basics-batches/*.jsonl; do "$QUIXD" produce --brokers "$BROKERS" --topic basics-in --input "$batch" >/dev/null 2>&1; done
     wait_until 60 "the first running sums" output_at_least "$HTTP_PORT" 8
+    # Eight messages out can all come from the first batch (properties, definitions, rows per
+    # stream); a SIGTERM before the second is processed leaves it for the next start, so wait.
+    wait_until 60 "both batches processed" caught_up "$HTTP_PORT"
     stop_quixd "$name"
     check_sums basics-out 4 20
     # The state is in the named volume, written by quixd's user.
