@@ -274,13 +274,7 @@ final class JoinSource: @unchecked Sendable {
             return []
         }
         return frames.flatMap { frame, offset in
-            (0..<frame.rowCount).map { row in
-                var cells: [String: TableCell] = [:]
-                for (name, column) in frame.numeric { if let value = column[row] { cells[name] = .number(value) } }
-                for (name, column) in frame.strings { if let text = column[row] { cells[name] = .text(text) } }
-                for (name, column) in frame.tags { if let text = column[row] { cells[name] = .text(text) } }
-                return (stream, JoinRow(timestamp: frame.timestamps[row], offset: offset, cells: cells))
-            }
+            (0..<frame.rowCount).map { row in (stream, JoinRow(timestamp: frame.timestamps[row], offset: offset, cells: frame.cells(at: row))) }
         }
     }
 }

@@ -249,7 +249,9 @@ public final class PipelineRunner: Sendable {
                 // Where each join's topic is read again from after a restart, with this checkpoint.
                 for (stage, join) in joins {
                     guard let offset = join.watermark(partition.partition.partition) else { continue }
-                    partition.state(stream: JoinStage.partitionEntry, store: stage).set(JoinStage.watermarkKey, Int(offset))
+                    // Only a moved position is written (each write is a changelog record).
+                    let entry = partition.state(stream: JoinStage.partitionEntry, store: stage)
+                    if try entry.get(JoinStage.watermarkKey, as: Int.self) != Int(offset) { entry.set(JoinStage.watermarkKey, Int(offset)) }
                 }
             }
         }

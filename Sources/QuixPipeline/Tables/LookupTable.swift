@@ -1,4 +1,5 @@
 import QuixState
+import QuixStreams
 import Synchronization
 
 /// One value of a table row.
@@ -143,5 +144,16 @@ enum TableRowCoding {
 
     private static func append<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
         withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
+    }
+}
+
+extension TimeseriesFrame {
+    /// Row `row`'s cells that have a value: numbers, texts and tags (tables and joins keep rows so).
+    func cells(at row: Int) -> [String: TableCell] {
+        var cells: [String: TableCell] = [:]
+        for (name, column) in numeric { if let value = column[row] { cells[name] = .number(value) } }
+        for (name, column) in strings { if let text = column[row] { cells[name] = .text(text) } }
+        for (name, column) in tags { if let text = column[row] { cells[name] = .text(text) } }
+        return cells
     }
 }

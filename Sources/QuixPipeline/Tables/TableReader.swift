@@ -138,10 +138,7 @@ final class TableReader: Sendable {
         var updates: [(key: String, row: [String: TableCell]?)] = []
         for frame in frames {
             for row in 0..<frame.rowCount {
-                var cells: [String: TableCell] = [:]
-                for (name, column) in frame.numeric { if let value = column[row] { cells[name] = .number(value) } }
-                for (name, column) in frame.strings { if let text = column[row] { cells[name] = .text(text) } }
-                for (name, column) in frame.tags { if let text = column[row] { cells[name] = .text(text) } }
+                let cells = frame.cells(at: row)
                 let key: String? =
                     switch table.key {
                     case .streamID: messageKey
