@@ -237,6 +237,8 @@ private struct CanonicalReader {
     private mutating func readColumns<Column>(_ readColumn: (inout CanonicalReader) -> Column?) -> OrderedDictionary<String, Column>? {
         var columns = OrderedDictionary<String, Column>()
         if take(UInt8(ascii: "}")) { return columns }
+        // Room for a few columns and one a stage adds, without regrowing (no hash table below 16).
+        columns.reserveCapacity(8)
         repeat {
             guard let name = readString(), take(UInt8(ascii: ":")), let column = readColumn(&self) else { return nil }
             // A repeated name: the general reader decides which wins.
@@ -267,26 +269,30 @@ private struct CanonicalReader {
     mutating func readNumeric(rows: Int) -> NumericColumn? {
         guard take(UInt8(ascii: "[")) else { return nil }
         var values: [Double] = []
-        var present: [Bool] = []
         values.reserveCapacity(rows)
-        present.reserveCapacity(rows)
+        // Flags only from the first missing cell on; until then every cell has a value.
+        var present: [Bool]?
         if !take(UInt8(ascii: "]")) {
             repeat {
                 if take("null") {
+                    if present == nil {
+                        present = Array(repeating: true, count: values.count)
+                        present!.reserveCapacity(rows)
+                    }
                     values.append(0)
-                    present.append(false)
+                    present!.append(false)
                 } else {
                     let number = JSONText.scanNumber(bytes, from: cursor)
                     guard number.failure == nil, let value = JSONText.value(of: number, in: bytes, from: cursor) else { return nil }
                     cursor = number.end
                     values.append(value)
-                    present.append(true)
+                    present?.append(true)
                 }
             } while take(UInt8(ascii: ","))
             guard take(UInt8(ascii: "]")) else { return nil }
         }
         guard values.count == rows else { return nil }
-        return NumericColumn(values: values, present: present)
+        return NumericColumn(values: values, present: present ?? NumericColumn.allPresent(count: rows))
     }
 
     mutating func readStrings(rows: Int) -> [String?]? {

@@ -17,7 +17,7 @@ public struct NumericColumn: Sendable, Hashable, RandomAccessCollection, Express
 
     public init(values: [Double]) {
         self.values = values
-        present = Array(repeating: true, count: values.count)
+        present = Self.allPresent(count: values.count)
     }
 
     /// Values and presence as they are; both have one entry per cell.
@@ -33,6 +33,15 @@ public struct NumericColumn: Sendable, Hashable, RandomAccessCollection, Express
     }
 
     public init(arrayLiteral cells: Double?...) { self.init(cells) }
+
+    /// `count` presence flags, all true. Up to 128 cells the array is one shared per count
+    /// (copied on write): a column whose cells all have values, the usual case, then costs one
+    /// allocation, not two.
+    package static func allPresent(count: Int) -> [Bool] {
+        count < sharedAllPresent.count ? sharedAllPresent[count] : Array(repeating: true, count: count)
+    }
+
+    private static let sharedAllPresent: [[Bool]] = (0...128).map { Array(repeating: true, count: $0) }
 
     public var startIndex: Int { 0 }
     public var endIndex: Int { values.count }

@@ -37,9 +37,14 @@ enum DotNetDouble {
         }
     }
 
-    /// Values with a few decimals (most telemetry): `m / 10^k` for the smallest `k` at which the
-    /// rounded `m` reads back as `value`; nil when there is none below 2^51 (where at most one
-    /// such `m` exists: the doubles around `value` are closer together than half of `10^-k`).
+    /// The most decimals the short path tries. A computed value (`0.1 + 0.2`) has none that
+    /// reads back, and trying all fifteen before Swift's shortest digits cost more than those.
+    private static let maximumShortDecimals = 6
+
+    /// Values with a few decimals (most telemetry): `m / 10^k` for the smallest `k` (up to
+    /// `maximumShortDecimals`) at which the rounded `m` reads back as `value`; nil when there is
+    /// none below 2^51 (where at most one such `m` exists: the doubles around `value` are closer
+    /// together than half of `10^-k`).
     /// Both `m` and `10^k` are exact, so the division is correctly rounded, as parsing the text
     /// is. Fixed-point range only.
     @inline(__always)
@@ -48,7 +53,7 @@ enum DotNetDouble {
         guard magnitude >= 1e-4 && magnitude < 1e15 else { return nil }
         var decimals = 1
         var scale = 10.0  // 10^decimals, exact up to 10^22
-        while decimals <= 15 {
+        while decimals <= maximumShortDecimals {
             let scaled = magnitude * scale
             guard scaled < 0x1p51 else { return nil }
             // Below 2^51, `scaled` is within a quarter of the integer `value` is a tenth power
