@@ -359,14 +359,21 @@ public final class StreamProducer: Sendable {
 
     /// A parameter keeps the value type it was first written with.
     private static func checkTypes(_ frame: TimeseriesFrame, _ state: inout State) throws(StreamError) {
-        for (names, type) in [(Array(frame.numeric.keys), ValueType.numeric), (Array(frame.strings.keys), .string), (Array(frame.binary.keys), .binary)] {
+        // One lookup per column and no arrays: this runs for every frame sent.
+        func check(_ names: some Sequence<String>, _ type: ValueType) throws(StreamError) {
             for name in names {
-                if let known = state.valueTypes[name], known != type {
+                guard let known = state.valueTypes[name] else {
+                    state.valueTypes[name] = type
+                    continue
+                }
+                if known != type {
                     throw StreamError(.typeChanged, "parameter \"\(name)\" was written as \(known.rawValue), now as \(type.rawValue)")
                 }
-                state.valueTypes[name] = type
             }
         }
+        try check(frame.numeric.keys, .numeric)
+        try check(frame.strings.keys, .string)
+        try check(frame.binary.keys, .binary)
     }
 
     private static func shifted(_ frame: TimeseriesFrame, by epoch: Int64) -> TimeseriesFrame {

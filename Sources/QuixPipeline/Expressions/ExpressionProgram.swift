@@ -191,45 +191,45 @@ extension Expression {
         func numbers(in frame: TimeseriesFrame) -> NumericColumn {
             let rows = frame.rowCount
             guard rows > 0, resultType != .string else { return NumericColumn(repeating: nil, count: rows) }
-            let machine = Machine(rows: rows, registers: registerCount)
-            defer { machine.deallocate() }
-            run(frame, machine)
-            let (values, flags) = (machine.values, machine.flags)
-            let boolean = resultType == .boolean
-            var column = NumericColumn(values: [Double](unsafeUninitializedCapacity: rows) { buffer, count in
-                if boolean {
-                    for row in 0..<rows { buffer[row] = Double(flags[row]) }
-                } else {
-                    buffer.baseAddress!.initialize(from: values, count: rows)
+            return Machine.with(rows: rows, registers: registerCount) { machine in
+                run(frame, machine)
+                let (values, flags) = (machine.values, machine.flags)
+                let boolean = resultType == .boolean
+                var column = NumericColumn(values: [Double](unsafeUninitializedCapacity: rows) { buffer, count in
+                    if boolean {
+                        for row in 0..<rows { buffer[row] = Double(flags[row]) }
+                    } else {
+                        buffer.baseAddress!.initialize(from: values, count: rows)
+                    }
+                    count = rows
+                })
+                var allPresent: UInt8 = 1
+                for row in 0..<rows { allPresent &= flags[row] }
+                if !boolean && allPresent == 0 {
+                    // Setting nil also zeroes the cell's value, as NumericColumn keeps missing cells.
+                    for row in 0..<rows where flags[row] == 0 { column[row] = nil }
                 }
-                count = rows
-            })
-            var allPresent: UInt8 = 1
-            for row in 0..<rows { allPresent &= flags[row] }
-            if !boolean && allPresent == 0 {
-                // Setting nil also zeroes the cell's value, as NumericColumn keeps missing cells.
-                for row in 0..<rows where flags[row] == 0 { column[row] = nil }
+                return column
             }
-            return column
         }
 
         func mask(in frame: TimeseriesFrame) -> RowMask {
             let rows = frame.rowCount
             guard rows > 0, resultType != .string else { return RowMask(Array(repeating: false, count: rows)) }
-            let machine = Machine(rows: rows, registers: registerCount)
-            defer { machine.deallocate() }
-            run(frame, machine)
-            let (values, flags) = (machine.values, machine.flags)
-            let number = resultType == .number
-            return RowMask([Bool](unsafeUninitializedCapacity: rows) { buffer, count in
-                if number {
-                    for row in 0..<rows { buffer[row] = flags[row] != 0 && values[row] != 0 }
-                } else {
-                    // A boolean register's flags are 0 or 1, as a Bool's byte.
-                    UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: flags, byteCount: rows)
-                }
-                count = rows
-            })
+            return Machine.with(rows: rows, registers: registerCount) { machine in
+                run(frame, machine)
+                let (values, flags) = (machine.values, machine.flags)
+                let number = resultType == .number
+                return RowMask([Bool](unsafeUninitializedCapacity: rows) { buffer, count in
+                    if number {
+                        for row in 0..<rows { buffer[row] = flags[row] != 0 && values[row] != 0 }
+                    } else {
+                        // A boolean register's flags are 0 or 1, as a Bool's byte.
+                        UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: flags, byteCount: rows)
+                    }
+                    count = rows
+                })
+            }
         }
 
         /// Runs the instructions over `frame`. (No closure here: one would capture a copy of
@@ -415,24 +415,28 @@ extension Expression {
         }
     }
 
-    /// The registers of one evaluation (one allocation, freed by `deallocate()`), and the loops
+    /// The registers of one evaluation, and the loops
     /// of the instructions.
     struct Machine {
         let values: UnsafeMutablePointer<Double>
         let flags: UnsafeMutablePointer<UInt8>
         let rows: Int
 
-        /// Registers of `rows` rows (at least one); uninitialized, as every instruction writes
-        /// its register before reading it.
-        init(rows: Int, registers: Int) {
+        /// Calls `body` with registers of `rows` rows (at least one register), on the stack when
+        /// they are small (no allocation per evaluation); uninitialized, as every instruction
+        /// writes its register before reading it.
+        static func with<Result>(rows: Int, registers: Int, _ body: (Machine) -> Result) -> Result {
             let count = Swift.max(1, registers) * rows
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 9, alignment: MemoryLayout<Double>.alignment)
+            return withUnsafeTemporaryAllocation(byteCount: count * 9, alignment: MemoryLayout<Double>.alignment) { raw in
+                body(Machine(raw.baseAddress!, count: count, rows: rows))
+            }
+        }
+
+        private init(_ raw: UnsafeMutableRawPointer, count: Int, rows: Int) {
             values = raw.bindMemory(to: Double.self, capacity: count)
             flags = (raw + count * 8).bindMemory(to: UInt8.self, capacity: count)
             self.rows = rows
         }
-
-        func deallocate() { UnsafeMutableRawPointer(values).deallocate() }
 
         @inline(__always) func values(_ register: Int) -> UnsafeMutablePointer<Double> { values + register * rows }
         @inline(__always) func flags(_ register: Int) -> UnsafeMutablePointer<UInt8> { flags + register * rows }

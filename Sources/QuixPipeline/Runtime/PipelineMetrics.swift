@@ -83,6 +83,10 @@ public final class PipelineMetrics: Sendable {
         series(pipeline).processing.record(latency)
     }
 
+    /// The `quixd_processing_seconds` histogram of `pipeline`, for a caller that records once per
+    /// message: looked up once, not per message.
+    public func processingHistogram(pipeline: String) -> DurationHistogram { series(pipeline).processing }
+
     /// Records the processing latency of each message of a batch (`quixd_processing_seconds`).
     public func recordProcessing(pipeline: String, latencies: some Sequence<Duration>) {
         let histogram = series(pipeline).processing

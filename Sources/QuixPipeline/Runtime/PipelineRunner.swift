@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Logging
+import Prometheus
 import QuixStreams
 import Synchronization
 
@@ -375,6 +376,7 @@ public final class PipelineRunner: Sendable {
         stream.onEventDefinitionsChanged { _, definitions in
             try await output.forward(definitions, stream: id)
         }
+        let processing = metrics?.processingHistogram(pipeline: name)
         stream.onFrameReceived { stream, frame in
             let start = ContinuousClock.now
             let result =
@@ -389,7 +391,7 @@ public final class PipelineRunner: Sendable {
             } catch {
                 throw PipelineError(.output, "\(error)", stage: "output")
             }
-            metrics?.recordProcessing(pipeline: name, latency: .now - start)
+            processing?.record(.now - start)
         }
         stream.onEventReceived { _, event in
             let passed = try chain.process(event, contexts)
