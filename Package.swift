@@ -50,6 +50,8 @@ let package = Package(
             dependencies: [
                 "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
+                // The consumer's event queue: what the application took is released at once.
+                .product(name: "DequeModule", package: "swift-collections"),
             ]),
         .target(
             name: "QuixProtocol",
