@@ -168,13 +168,19 @@ public struct ConsumerSettings: Sendable, Hashable {
     /// Zero pauses at once. Less than `maxPollInterval`.
     public var holdBeforePausing: Duration = .zero
     /// How long librdkafka postpones a partition's next fetch once its prefetch queue is full
-    /// (`fetch.queue.backoff.ms`, default 1 s): lower it for a reader that must keep the queue
-    /// full, such as a state restore. librdkafka before 2.2 has no such setting and ignores it.
+    /// (`fetch.queue.backoff.ms`, default 1 s): set it for a reader that must keep the queue
+    /// full, such as a state restore or a consumer with a backlog. librdkafka before 2.2 has no
+    /// such setting and would wait up to a second; when this is set, the consumer wakes its
+    /// fetchers instead once it has taken half of a queue it let fill (`FetchWaker`).
     public var fetchQueueBackoff: Duration?
     /// librdkafka's prefetch budget per consumer in KiB (`queued.max.messages.kbytes`).
     public var prefetchKilobytes = 16_384
     /// Report `.partitionEnd` when the consumer reaches the end of a partition.
     public var reportPartitionEnd = false
+    /// Copy each message's headers into `KafkaMessage.headers`. A reader that never looks at
+    /// them turns this off: librdkafka parses a message's headers into a list of its own (an
+    /// allocation per message) only when asked for them.
+    public var readsHeaders = true
     /// How long a revocation waits for the application to move past the `.revoked` event
     /// (its chance to finish in-flight work and commit) before partitions are handed over.
     public var revocationTimeout: Duration = .seconds(30)
@@ -228,7 +234,7 @@ public struct ConsumerSettings: Sendable, Hashable {
         properties["enable.auto.offset.store"] = "false"
         properties["queued.max.messages.kbytes"] = String(prefetchKilobytes)
         properties["enable.partition.eof"] = String(reportPartitionEnd)
-        if let fetchQueueBackoff, rd_kafka_version() >= 0x0202_00FF {
+        if let fetchQueueBackoff, !FetchWaker.neededByLibrdkafka {
             properties["fetch.queue.backoff.ms"] = String(fetchQueueBackoff.milliseconds)
         }
         properties.merge(client.librdkafka) { _, override in override }

@@ -32,6 +32,8 @@ final class ConsumerCore: Sendable {
     /// The consumer queue (`rd_kafka_queue_get_consumer`); destroyed before the client.
     private nonisolated(unsafe) let queue: OpaquePointer
     private let logger: Logger
+    /// How often the poll thread woke librdkafka's fetchers (`FetchWaker`).
+    let fetchWakes = Atomic<Int>(0)
 
     init(settings: ConsumerSettings, logger: Logger, startOffsets: KafkaConsumer.StartOffsets?) throws(KafkaError) {
         self.settings = settings
@@ -79,23 +81,26 @@ final class ConsumerCore: Sendable {
     /// The body of the poll thread.
     func pollUntilClosed() {
         var slots = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: settings.maxBatch)
-        var batcher = BatchBuilder()
+        var batcher = BatchBuilder(readsHeaders: settings.readsHeaders)
         let wait = Int32(min(100, settings.idleInterval?.milliseconds ?? 100))
         var lastPush = buffer.pushedCount()
         var quietSince = ContinuousClock.now
         var holdingSince: ContinuousClock.Instant?
+        var waker = FetchWaker(settings: settings)
         while !control.withLock({ $0.closeRequested }) {
             if buffer.messageCount() >= settings.maxBufferedMessages {
                 let since = holdingSince ?? .now
                 holdingSince = since
                 if settings.backpressure == .stopPolling || ContinuousClock.now - since < settings.holdBeforePausing {
                     // Hold: librdkafka's queue fills and its fetching stops, with nothing dropped.
+                    waker.holdingBack()
                     _ = buffer.waitUntilAtMost(settings.maxBufferedMessages / 2, timeout: .milliseconds(100))
                     continue
                 }
                 // Held too long (the application is stuck, not busy): pause, and poll for callbacks.
             } else {
                 holdingSince = nil
+                if waker.enabled { waker.taking(queueLength: Int(rd_kafka_queue_length(queue))) }
             }
             let paused = settings.backpressure == .pause && applyBackpressure()
             let count = slots.withUnsafeMutableBufferPointer { slots in
@@ -106,6 +111,10 @@ final class ConsumerCore: Sendable {
                 if let error = KafkaError.from(rd_kafka_last_error()) { buffer.push(.error(error)) }
             } else if count > 0 {
                 for event in batcher.events(from: slots[0..<count]) { buffer.push(event) }
+                if waker.enabled, waker.shouldWake(queueLength: Int(rd_kafka_queue_length(queue))) {
+                    FetchWaker.wake(raw.handle)
+                    fetchWakes.add(1, ordering: .relaxed)
+                }
             }
             if let idle = settings.idleInterval {
                 // Callbacks push too (rebalances, errors): any push restarts the quiet time.
@@ -243,104 +252,4 @@ private func rebalanceCallback(
 ) {
     guard let rk, let list, let callbacks = ClientCallbacks.of(rk), let onRebalance = callbacks.onRebalance else { return }
     onRebalance(rk, err, list)
-}
-
-/// Turns librdkafka messages into events, copying keys, values and headers into one buffer per
-/// batch and destroying the librdkafka messages. Lives on the poll thread.
-struct BatchBuilder {
-    private struct Record {
-        var topic: String
-        var partition: Int32
-        var offset: Int64
-        var timestamp: Int64?
-        var key: Range<Int>?
-        var value: Range<Int>?
-        var headers: [KafkaHeader]
-    }
-
-    private var topicNames: [OpaquePointer: String] = [:]
-    private var records: [Record] = []
-
-    mutating func events(from slots: ArraySlice<UnsafeMutablePointer<rd_kafka_message_t>?>) -> [ConsumerEvent] {
-        var events: [ConsumerEvent] = []
-        var storage: [UInt8] = []
-        storage.reserveCapacity(slots.reduce(0) { $0 + ($1.map { $0.pointee.len + $0.pointee.key_len } ?? 0) })
-        for slot in slots {
-            guard let message = slot else { continue }
-            defer { rd_kafka_message_destroy(message) }
-            let record = message.pointee
-            let topic = topicName(record.rkt)
-            guard record.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                finishBatch(storage: &storage, into: &events)
-                if record.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                    events.append(.partitionEnd(TopicPartitionOffset(topic, record.partition, offset: record.offset)))
-                } else {
-                    let text = rd_kafka_message_errstr(message).map { String(cString: $0) }
-                    var error = KafkaError.from(record.err, detail: text)!
-                    error.detail = "\(topic)[\(record.partition)]: \(error.detail)"
-                    events.append(.error(error))
-                }
-                continue
-            }
-            var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-            let timestamp = rd_kafka_message_timestamp(message, &timestampType)
-            records.append(
-                Record(
-                    topic: topic, partition: record.partition, offset: record.offset,
-                    timestamp: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp,
-                    key: Self.append(record.key, record.key_len, to: &storage),
-                    value: Self.append(record.payload, record.len, to: &storage),
-                    headers: Self.headers(of: message)))
-        }
-        finishBatch(storage: &storage, into: &events)
-        return events
-    }
-
-    private mutating func finishBatch(storage: inout [UInt8], into events: inout [ConsumerEvent]) {
-        guard !records.isEmpty else { return }
-        let bytes = storage
-        events.append(
-            .messages(
-                records.map { record in
-                    KafkaMessage(
-                        topic: record.topic, partition: record.partition, offset: record.offset,
-                        timestampMilliseconds: record.timestamp, key: record.key.map { bytes[$0] },
-                        value: record.value.map { bytes[$0] }, headers: record.headers)
-                }))
-        records.removeAll(keepingCapacity: true)
-        storage = []
-    }
-
-    private mutating func topicName(_ rkt: OpaquePointer?) -> String {
-        guard let rkt else { return "" }
-        if let name = topicNames[rkt] { return name }
-        let name = String(cString: rd_kafka_topic_name(rkt))
-        topicNames[rkt] = name
-        return name
-    }
-
-    private static func append(_ pointer: UnsafeMutableRawPointer?, _ count: Int, to storage: inout [UInt8]) -> Range<Int>? {
-        guard let pointer else { return nil }
-        let start = storage.count
-        storage.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: count))
-        return start..<storage.count
-    }
-
-    private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
-        var list: OpaquePointer?
-        guard rd_kafka_message_headers(message, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
-        var headers: [KafkaHeader] = []
-        var index = 0
-        var name: UnsafePointer<CChar>?
-        var value: UnsafeRawPointer?
-        var size = 0
-        while rd_kafka_header_get_all(list, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-            headers.append(
-                KafkaHeader(
-                    name.map { String(cString: $0) } ?? "",
-                    value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
-            index += 1
-        }
-        return headers
-    }
 }

@@ -49,6 +49,9 @@ public final class KafkaConsumer: Sendable {
 
     deinit { core.requestClose() }
 
+    /// How often the poll thread woke librdkafka's fetchers after a hold (`FetchWaker`).
+    var fetchWakes: Int { core.fetchWakes.load(ordering: .relaxed) }
+
     /// The next event, waiting up to `timeout` on the calling thread; nil when none came. For
     /// synchronous readers (restoring state from a changelog inside a rebalance); an
     /// application reads `events` instead, never both.

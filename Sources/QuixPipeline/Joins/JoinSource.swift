@@ -99,6 +99,7 @@ final class JoinSource: @unchecked Sendable {
                 "join \(stage): topic \(topic) has \(own) partitions and input \(input) has \(inputs); a join needs co-partitioned topics (the same partition count, the same keys), so repartition one of them")
         }
         var settings = ConsumerSettings(client: client, group: nil)
+        settings.readsHeaders = false
         settings.reportPartitionEnd = true
         settings.startFrom = .earliest
         let consumer = try KafkaConsumer(settings: settings, logger: logger)

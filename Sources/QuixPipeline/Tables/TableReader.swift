@@ -50,6 +50,7 @@ final class TableReader: Sendable {
         }
         let stored = try store.storedOffsets()
         var settings = ConsumerSettings(client: client, group: nil)
+        settings.readsHeaders = false
         settings.reportPartitionEnd = true
         settings.startFrom = .earliest
         let consumer = try KafkaConsumer(settings: settings, logger: logger)

@@ -27,8 +27,10 @@ final class ConsumerRun: Sendable {
         var retryAfter = ContinuousClock.now
     }
 
-    /// Messages handed to lanes and not yet processed, at most.
-    static let inFlightLimit = 20_000
+    /// Messages handed to lanes and not yet processed, at most: enough to keep every worker busy
+    /// while the Kafka consumer refills its buffer (librdkafka's fetchers are woken when it
+    /// drains, `FetchWaker`), and no more, as each is held in memory.
+    static let inFlightLimit = 5_000
     /// After a failed commit, the next is not tried before this (a commit that fails during a
     /// rebalance must not be retried after every batch, delaying the revocation).
     static let commitRetryDelay: Duration = .milliseconds(500)
@@ -145,8 +147,9 @@ final class ConsumerRun: Sendable {
         }
     }
 
-    /// Splits a poll batch into runs of one partition (slices, no copies) and queues each on its
-    /// task's lane, in order.
+    /// Splits a poll batch into runs of one partition and queues each on its task's lane, in
+    /// order. Each run is an array of its own: a slice of the batch would keep every message of
+    /// the batch, and the bytes of every partition's run, alive until the last run is processed.
     private func hand(_ batch: [KafkaMessage]) async {
         if owner.hasConsumedHandler {
             var counts: [TopicPartition: (messages: Int, bytes: Int)] = [:]
@@ -161,7 +164,7 @@ final class ConsumerRun: Sendable {
             let partition = batch[start].partition
             var end = start + 1
             while end < batch.endIndex && batch[end].partition == partition { end += 1 }
-            let run = batch[start..<end]
+            let run = Array(batch[start..<end])[...]
             start = end
             let task = state.withLock { state -> PartitionTask? in
                 let partition = run.first!.topicPartition

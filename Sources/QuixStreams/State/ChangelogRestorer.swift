@@ -49,6 +49,7 @@ struct ChangelogRestorer {
         var progress: [Int32: Progress] = [:]
         for state in states { progress[state.partition.partition] = Progress(state: state, local: try state.changelogOffset ?? 0) }
         var settings = ConsumerSettings(client: client, group: nil)
+        settings.readsHeaders = false
         settings.reportPartitionEnd = true
         settings.startFrom = .earliest
         // Pausing on backpressure would drop librdkafka's prefetch and fetch it again (each
