@@ -1,6 +1,7 @@
-// Decode and encode of the 0.5 timeseries model, the shapes of the issue and of the shared bench:
+// Decode and encode of 0.5 timeseries data, the shapes of the issue and of the shared bench:
 // 10 rows × 3 numeric parameters + 1 tag (gen.py's message, byte-identical to quixstreams 0.5.7)
-// and 1 row × 50 numeric parameters.
+// and 1 row × 50 numeric parameters. Both paths: the model (`QuixCodec.decode`, what the 0.5
+// API hands out) and the frame (`QuixCodec.decodeFrame`, what streams and pipelines run on).
 //
 //   swift package --package-path Benchmarks benchmark --target ProtocolBenchmarks
 import Benchmark
@@ -52,6 +53,17 @@ let benchmarks: @Sendable () -> Void = {
             for _ in benchmark.scaledIterations {
                 guard case .model(let decoded) = try QuixCodec.decode(message[...]) else { fatalError("benchmark input is a model") }
                 blackHole(QuixCodec.encode(decoded))
+            }
+        }
+        Benchmark("frame decode \(name) (\(message.count) B)") { benchmark in
+            for _ in benchmark.scaledIterations {
+                blackHole(try QuixCodec.decodeFrame(message[...]))
+            }
+        }
+        Benchmark("frame decode+encode \(name) (\(message.count) B)") { benchmark in
+            for _ in benchmark.scaledIterations {
+                guard case .frame(let frame) = try QuixCodec.decodeFrame(message[...]) else { fatalError("benchmark input is a frame") }
+                blackHole(QuixCodec.encode(frame))
             }
         }
     }
