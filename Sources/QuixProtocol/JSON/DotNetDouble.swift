@@ -47,26 +47,44 @@ enum DotNetDouble {
     /// together than half of `10^-k`).
     /// Both `m` and `10^k` are exact, so the division is correctly rounded, as parsing the text
     /// is. Fixed-point range only.
+    ///
+    /// Three decimals are tried first. If some `k` ≤ 3 reads back, so does 3, with `m` ending in
+    /// `3 - k` zeros: stripping them gives the smallest `k`. If 3 does not, no fewer do. So a
+    /// value of up to three decimals costs one division, not one per decimal.
     @inline(__always)
     private static func writeShortDecimal(_ value: Double, to output: UnsafeMutablePointer<UInt8>) -> Int? {
         let magnitude = value.magnitude
         guard magnitude >= 1e-4 && magnitude < 1e15 else { return nil }
+        func written(_ digits: UInt64, decimals: Int) -> Int {
+            var count = 0
+            if value.sign == .minus {
+                output[0] = UInt8(ascii: "-")
+                count = 1
+            }
+            return count + writeFixed(digits, decimals: decimals, to: output + count)
+        }
         var decimals = 1
         var scale = 10.0  // 10^decimals, exact up to 10^22
+        if magnitude * 1000 < 0x1p51 {
+            var (digits, _) = rounded(magnitude * 1000)
+            guard Double(digits) / 1000 != magnitude else {
+                decimals = 3
+                while decimals > 1 && digits % 10 == 0 {
+                    digits /= 10
+                    decimals -= 1
+                }
+                return written(digits, decimals: decimals)
+            }
+            decimals = 4
+            scale = 10_000
+        }
         while decimals <= maximumShortDecimals {
             let scaled = magnitude * scale
             guard scaled < 0x1p51 else { return nil }
             // Below 2^51, `scaled` is within a quarter of the integer `value` is a tenth power
             // of, if it is one: the nearest integer is the only candidate.
             let (digits, _) = rounded(scaled)
-            if Double(digits) / scale == magnitude {
-                var count = 0
-                if value.sign == .minus {
-                    output[0] = UInt8(ascii: "-")
-                    count = 1
-                }
-                return count + writeFixed(digits, decimals: decimals, to: output + count)
-            }
+            if Double(digits) / scale == magnitude { return written(digits, decimals: decimals) }
             decimals += 1
             scale *= 10
         }
