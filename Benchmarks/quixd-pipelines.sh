@@ -11,13 +11,8 @@
 # OUT_TOPIC, GROUP, STATE_DIR, WORKLOAD). With state (W2), the changelog topic of each copy,
 # "bench-$WORKLOAD-N-$IN_TOPIC-changelog", must exist; the mock cluster cannot create it.
 set -euo pipefail
-: "${QUIXD_BIN:?set QUIXD_BIN to a release build of quixd}"
+source "$(dirname "$0")/workload-stage.sh"
 pipelines=${PIPELINES:-2}
-case "$WORKLOAD" in
-  W1) stage='{ id: total, uses: compute, with: { column: gForceTotal, expression: "abs(gForceX) + abs(gForceY) + abs(gForceZ)" } }' ;;
-  W2) stage='{ id: sum, uses: cumulative, with: { column: gForceX, aggregate: sum, as: gForceX_sum } }' ;;
-  *) echo "unknown workload $WORKLOAD" >&2; exit 2 ;;
-esac
 files=()
 for index in $(seq 1 "$pipelines"); do
   if [ "$index" -eq 1 ]; then name="bench-$WORKLOAD" group=$GROUP out=$OUT_TOPIC; else name="bench-$WORKLOAD-$index" group="$GROUP-$index" out="$OUT_TOPIC-$index"; fi

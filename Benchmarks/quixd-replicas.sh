@@ -9,13 +9,8 @@
 # OUT_TOPIC, GROUP, STATE_DIR, WORKLOAD). With state, the changelog topic
 # "bench-$WORKLOAD-$IN_TOPIC-changelog" must exist (the mock cluster cannot create it).
 set -euo pipefail
-: "${QUIXD_BIN:?set QUIXD_BIN to a release build of quixd}"
+source "$(dirname "$0")/workload-stage.sh"
 replicas=${REPLICAS:-1}
-case "$WORKLOAD" in
-  W1) stage='{ id: total, uses: compute, with: { column: gForceTotal, expression: "abs(gForceX) + abs(gForceY) + abs(gForceZ)" } }' ;;
-  W2) stage='{ id: sum, uses: cumulative, with: { column: gForceX, aggregate: sum, as: gForceX_sum } }' ;;
-  *) echo "unknown workload $WORKLOAD" >&2; exit 2 ;;
-esac
 cat > pipeline.yaml <<YAML
 apiVersion: quixd/v1
 kind: Pipeline
