@@ -339,13 +339,11 @@ final class PipelineSupervisor: Service {
                 let pipeline = try PipelineFiles.load(file, overrides: overrides)
                 if pipeline != current[file] { try check(pipeline, current[file]) }
                 next[file] = pipeline
-            } catch let error as ConfigErrors {
-                for mistake in error.errors {
+            } catch {
+                // A file's mistakes one by one; a refused state shape as it is.
+                for mistake in (error as? ConfigErrors)?.errors.map({ "\($0)" }) ?? ["\(error)"] {
                     logger.error("reload refused a pipeline file; what runs from it keeps running", metadata: ["error": "\(mistake)"])
                 }
-                if let running = current[file] { next[file] = running }
-            } catch {
-                logger.error("reload refused a pipeline file; what runs from it keeps running", metadata: ["error": "\(error)"])
                 if let running = current[file] { next[file] = running }
             }
         }

@@ -3,17 +3,17 @@ import QuixKafka
 import Testing
 
 /// A pipeline file with these stages (YAML flow mappings, one a line).
-private func pipelineFile(_ directory: String, _ name: String, stages: [String], pipeline: String = "plan") throws -> String {
+private func pipelineFile(_ directory: String, _ name: String, stages: [String], format: String = "quix") throws -> String {
     let file = "\(directory)/\(name).yaml"
     try """
         apiVersion: quixd/v1
         kind: Pipeline
-        metadata: { name: \(pipeline) }
+        metadata: { name: plan }
         spec:
-          input: { topic: plan-in }
+          input: { topic: plan-in, format: \(format) }
           stages:
         \(stages.map { "    - \($0)" }.joined(separator: "\n"))
-          output: { topic: plan-out }
+          output: { topic: plan-out, format: \(format) }
           checkpoint: { interval: 200ms }
         """.write(toFile: file, atomically: true, encoding: .utf8)
     return file
@@ -93,18 +93,7 @@ struct PlanCommandTests {
         let stateDir = directory + "/state"
         let v1 = [#"{ id: sum, uses: cumulative, with: { column: x } }"#]
         let v2 = [#"{ id: sum, uses: cumulative, with: { column: x, aggregate: count } }"#]
-        let file = directory + "/plan.yaml"
-        try """
-            apiVersion: quixd/v1
-            kind: Pipeline
-            metadata: { name: plan }
-            spec:
-              input: { topic: plan-in, format: json }
-              stages:
-                - \(v1[0])
-              output: { topic: plan-out, format: json }
-              checkpoint: { interval: 200ms }
-            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let file = try pipelineFile(directory, "plan", stages: v1, format: "json")
         let arguments = [
             "--brokers", cluster.bootstrapServers, "--state-dir", stateDir, "--http", "off", "--set", "kafka.properties={session.timeout.ms: 6000}",
         ]

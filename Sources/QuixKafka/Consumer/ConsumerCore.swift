@@ -86,7 +86,7 @@ final class ConsumerCore: Sendable {
         var lastPush = buffer.pushedCount()
         var quietSince = ContinuousClock.now
         var holdingSince: ContinuousClock.Instant?
-        var waker = FetchWaker(settings: settings)
+        var waker = FetchWaker(settings: settings, client: raw.handle, queue: queue)
         while !control.withLock({ $0.closeRequested }) {
             if buffer.messageCount() >= settings.maxBufferedMessages {
                 let since = holdingSince ?? .now
@@ -100,7 +100,7 @@ final class ConsumerCore: Sendable {
                 // Held too long (the application is stuck, not busy): pause, and poll for callbacks.
             } else {
                 holdingSince = nil
-                if waker.enabled { waker.taking(queueLength: Int(rd_kafka_queue_length(queue))) }
+                waker.taking()
             }
             let paused = settings.backpressure == .pause && applyBackpressure()
             let count = slots.withUnsafeMutableBufferPointer { slots in
@@ -111,10 +111,7 @@ final class ConsumerCore: Sendable {
                 if let error = KafkaError.from(rd_kafka_last_error()) { buffer.push(.error(error)) }
             } else if count > 0 {
                 for event in batcher.events(from: slots[0..<count]) { buffer.push(event) }
-                if waker.enabled, waker.shouldWake(queueLength: Int(rd_kafka_queue_length(queue))) {
-                    FetchWaker.wake(raw.handle)
-                    fetchWakes.add(1, ordering: .relaxed)
-                }
+                if waker.tookBatch() { fetchWakes.add(1, ordering: .relaxed) }
             }
             if let idle = settings.idleInterval {
                 // Callbacks push too (rebalances, errors): any push restarts the quiet time.

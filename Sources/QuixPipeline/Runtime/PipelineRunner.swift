@@ -270,7 +270,7 @@ public final class PipelineRunner: Sendable {
             status.withLock { $0.lastProgress = .now }
             let duration = ContinuousClock.now - checkpointStart.withLock { $0 }
             metrics?.recordCheckpoint(pipeline: pipeline.name, duration: duration)
-            activity.checkpointed(seconds: Double(duration.components.attoseconds) / 1e18 + Double(duration.components.seconds))
+            activity.checkpointed(seconds: duration / .seconds(1))
             for (partition, lag) in consumer.lag() {
                 metrics?.setConsumerLag(pipeline: pipeline.name, topic: partition.topic, partition: partition.partition, lag: lag)
             }

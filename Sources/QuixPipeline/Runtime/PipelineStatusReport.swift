@@ -124,7 +124,7 @@ final class PipelineActivity: Sendable {
             var input: [Double] = []
             var output: [Double] = []
             for (earlier, later) in zip(counts.samples, counts.samples.dropFirst()) {
-                let seconds = max(0.001, Double((later.at - earlier.at).components.seconds) + Double((later.at - earlier.at).components.attoseconds) / 1e18)
+                let seconds = max(0.001, (later.at - earlier.at) / .seconds(1))
                 input.append(Double(later.consumed - earlier.consumed) / seconds)
                 output.append(Double(later.produced - earlier.produced) / seconds)
             }

@@ -92,13 +92,11 @@ public enum StatePlan: Sendable, Hashable {
 
     /// Each stage of `old` and `new`, by id, in id order.
     public static func plan(old: [String: StateShape], new: [String: StateShape]) -> [(stage: String, plan: StatePlan)] {
-        Set(old.keys).union(new.keys).sorted().map { stage in
-            switch (old[stage], new[stage]) {
-            case (nil, _): (stage, .new)
-            case (_, nil): (stage, .dropped)
-            case (let before?, let after?):
-                after.changes(from: before).isEmpty ? (stage, .kept) : (stage, .incompatible(after.changes(from: before)))
-            }
+        Set(old.keys).union(new.keys).sorted().map { stage -> (stage: String, plan: StatePlan) in
+            guard let before = old[stage] else { return (stage, .new) }
+            guard let after = new[stage] else { return (stage, .dropped) }
+            let changes = after.changes(from: before)
+            return (stage, changes.isEmpty ? .kept : .incompatible(changes))
         }
     }
 }
