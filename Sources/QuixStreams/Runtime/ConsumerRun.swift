@@ -151,21 +151,23 @@ final class ConsumerRun: Sendable {
     /// order. Each run is an array of its own: a slice of the batch would keep every message of
     /// the batch, and the bytes of every partition's run, alive until the last run is processed.
     private func hand(_ batch: [KafkaMessage]) async {
-        if owner.hasConsumedHandler {
-            var counts: [TopicPartition: (messages: Int, bytes: Int)] = [:]
-            for message in batch {
-                counts[message.topicPartition, default: (0, 0)].messages += 1
-                counts[message.topicPartition]!.bytes += message.value?.count ?? 0
-            }
-            owner.consumed(counts)
-        }
+        let counting = owner.hasConsumedHandler
+        var counts: [TopicPartition: (messages: Int, bytes: Int)] = [:]
         var start = batch.startIndex
         while start < batch.endIndex {
             let partition = batch[start].partition
             var end = start + 1
-            while end < batch.endIndex && batch[end].partition == partition { end += 1 }
+            var bytes = batch[start].value?.count ?? 0
+            while end < batch.endIndex && batch[end].partition == partition {
+                bytes += batch[end].value?.count ?? 0
+                end += 1
+            }
             let run = Array(batch[start..<end])[...]
             start = end
+            if counting {
+                let counted = counts[run.first!.topicPartition, default: (0, 0)]
+                counts[run.first!.topicPartition] = (counted.messages + run.count, counted.bytes + bytes)
+            }
             let task = state.withLock { state -> PartitionTask? in
                 let partition = run.first!.topicPartition
                 if let time = run.last!.timestampMilliseconds { state.newest[partition] = max(time, state.newest[partition] ?? time) }
@@ -175,6 +177,7 @@ final class ConsumerRun: Sendable {
             await flow.acquire(run.count)
             task.lane.push(run, for: task)
         }
+        if counting { owner.consumed(counts) }
     }
 
     // MARK: Assignment

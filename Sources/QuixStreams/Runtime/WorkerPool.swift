@@ -99,9 +99,7 @@ public final class Worker: TaskExecutor, @unchecked Sendable {  // every stored 
     init(index: Int) {
         self.index = index
         // The thread keeps its worker for the life of the process, as the pool does.
-        let thread = Thread { self.run() }
-        thread.name = "quix-worker-\(index)"
-        thread.start()
+        Thread { self.run() }.start()
     }
 
     /// Partition tasks on this worker now.
@@ -120,6 +118,9 @@ public final class Worker: TaskExecutor, @unchecked Sendable {  // every stored 
 
     /// The thread's body: run jobs as they come, for the life of the process.
     private func run() {
+        // Named from within, for `top -H` and profilers: set before the thread started, the name
+        // never reached the kernel and the thread kept its creator's.
+        Thread.current.name = "quix-worker-\(index)"
         var batch: [UnownedJob] = []
         while true {
             condition.lock()
