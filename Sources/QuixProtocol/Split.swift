@@ -89,9 +89,10 @@ public struct SplitMerger: Sendable {
     /// Adds one Kafka value. Throws for a part that cannot belong to a whole message (an index
     /// beyond its last index, a last index that changed, a missing part once the last one came).
     public mutating func add(
-        _ value: ArraySlice<UInt8>, partition: Int32, key: [UInt8]?, offset: Int64, now: ContinuousClock.Instant = .now
+        _ value: ArraySlice<UInt8>, partition: Int32, key: [UInt8]?, offset: Int64, now: ContinuousClock.Instant? = nil
     ) throws(QuixProtocolError) -> Outcome {
         guard let header = MessageSplit.header(of: value) else { return .whole }
+        let now = now ?? .now  // read only for a part: a whole message costs no clock read
         let id = PartKey(partition: partition, key: key, messageID: header.messageID)
         guard header.index <= header.lastIndex else {
             throw QuixProtocolError(.invalidSplit, "part \(header.index) of a message whose last part is \(header.lastIndex)")

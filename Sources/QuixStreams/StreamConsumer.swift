@@ -115,28 +115,26 @@ public final class StreamConsumer: Sendable {
         _ message: DecodedMessage, value: ArraySlice<UInt8>, offset: Int64, timestampMilliseconds: Int64?,
         onError: (any Error, String) -> Void
     ) async -> Bool {
-        let handlers = state.withLock { state in
-            state.lastPackage = .now
-            return state
-        }
         do {
             switch message {
             case .model(.streamProperties(let properties)):
-                state.withLock { $0.properties = properties }
-                try await handlers.onProperties?(self, properties)
+                let handler = received { $0.properties = properties; return $0.onProperties }
+                try await handler?(self, properties)
             case .model(.parameterDefinitions(let definitions)):
-                state.withLock { $0.parameterDefinitions = definitions }
-                try await handlers.onParameterDefinitions?(self, definitions)
+                let handler = received { $0.parameterDefinitions = definitions; return $0.onParameterDefinitions }
+                try await handler?(self, definitions)
             case .model(.eventDefinitions(let definitions)):
-                state.withLock { $0.eventDefinitions = definitions }
-                try await handlers.onEventDefinitions?(self, definitions)
+                let handler = received { $0.eventDefinitions = definitions; return $0.onEventDefinitions }
+                try await handler?(self, definitions)
             case .model(.timeseries(let data)):
-                try await handlers.onData?(self, data)
+                let (onData, onFrame, buffers) = received { ($0.onData, $0.onFrame, $0.buffers) }
+                try await onData?(self, data)
                 let frame = TimeseriesFrame(data)
-                if let onFrame = handlers.onFrame { try await onFrame(self, frame) }
-                for buffer in handlers.buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
+                if let onFrame { try await onFrame(self, frame) }
+                for buffer in buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
             case .frame(let frame):
-                if let onData = handlers.onData {
+                let (onData, onFrame, buffers) = received { ($0.onData, $0.onFrame, $0.buffers) }
+                if let onData {
                     // Data as sent (epoch and relative timestamps), which the frame folded.
                     if case .model(.timeseries(let data)) = try QuixCodec.decode(value) {
                         try await onData(self, data)
@@ -144,24 +142,35 @@ public final class StreamConsumer: Sendable {
                         try await onData(self, frame.timeseriesData)
                     }
                 }
-                if let onFrame = handlers.onFrame { try await onFrame(self, frame) }
-                for buffer in handlers.buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
+                if let onFrame { try await onFrame(self, frame) }
+                for buffer in buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
             case .model(.eventData(let events)):
-                for event in events { try await handlers.onEvent?(self, event) }
+                let handler = received { $0.onEvent }
+                for event in events { try await handler?(self, event) }
             case .model(.streamEnd(let type)):
-                state.withLock { $0.receivedStreamEnd = true }
+                let handler = received { $0.receivedStreamEnd = true; return $0.onClosed }
                 await flushBuffers(onError: onError)
-                try await handlers.onClosed?(self, type)
+                try await handler?(self, type)
                 return true
             case .unknown(_, _, let payload), .raw(let payload):
                 let event = EventData(
                     id: streamID, timestamp: (timestampMilliseconds ?? 0) * 1_000_000, value: String(decoding: payload, as: UTF8.self))
-                try await handlers.onEvent?(self, event)
+                try await received { $0.onEvent }?(self, event)
             }
         } catch {
             onError(error, "a handler of stream \(streamID)")
         }
         return false
+    }
+
+    /// Marks a package received, and returns the handlers `take` picks (with the state's lock
+    /// held: it may record what the package changes). Only those are copied out, not the whole
+    /// state, once per package.
+    private func received<T>(_ take: (inout State) -> T) -> T {
+        state.withLock { state in
+            state.lastPackage = .now
+            return take(&state)
+        }
     }
 
     /// The stream ends without a StreamEnd (its partition was revoked).

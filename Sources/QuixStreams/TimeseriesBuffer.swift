@@ -225,7 +225,10 @@ extension TimeseriesFrame {
     /// row's values overwrite earlier ones where it has a value.
     func mergingDuplicateRows() -> TimeseriesFrame {
         // Strictly increasing timestamps (the usual case) cannot have duplicates.
-        if timestamps.indices.dropFirst().allSatisfy({ timestamps[$0 - 1] < timestamps[$0] }) { return self }
+        let increasing = timestamps.withUnsafeBufferPointer { times in
+            times.indices.dropFirst().allSatisfy { times[$0 - 1] < times[$0] }
+        }
+        if increasing { return self }
         struct Key: Hashable {
             var timestamp: Int64
             var tags: [String?]

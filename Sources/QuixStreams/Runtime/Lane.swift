@@ -173,6 +173,9 @@ final class FlowControl: Sendable {
         resumeBelow = self.limit / 2
     }
 
+    /// Messages handed to lanes and not yet processed or dropped.
+    var inFlight: Int { state.withLock { $0.inFlight } }
+
     /// Waits until `count` more messages fit (a batch larger than the limit fits an empty lane).
     func acquire(_ count: Int) async {
         let admitted = state.withLock { state in
