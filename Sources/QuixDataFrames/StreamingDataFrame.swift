@@ -98,7 +98,8 @@ public struct StreamingDataFrame: AsyncSequence, Sendable {
         var rows: AsyncThrowingChannel<DataFrameRow, any Error>.AsyncIterator
         let loop: DataFrameSource.Loop
 
-        public mutating func next() async throws -> DataFrameRow? {
+        // Concurrent, as the channel's own `next` is: it cannot run on the caller's executor.
+        @concurrent public mutating func next() async throws -> DataFrameRow? {
             loop.asks()
             return try await rows.next()
         }

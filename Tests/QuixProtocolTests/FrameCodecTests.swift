@@ -97,6 +97,31 @@ struct FrameCodecTests {
         #expect(mismatches == 0)
     }
 
+    @Test("integers are written as Swift prints them: every digit count, chunk edges, the extremes and random values")
+    func integerText() {
+        var random = SystemRandomNumberGenerator()
+        var values: [Int64] = [0, 1, -1, 9, 10, 99, 100, Int64.max, Int64.min, Int64.min + 1, 1_700_000_000_000_000_000]
+        var power: Int64 = 1
+        for _ in 0..<18 {
+            power *= 10
+            values += [power - 1, power, power + 1, -power, -(power - 1)]
+        }
+        for _ in 0..<200_000 { values.append(Int64(bitPattern: random.next())) }
+        for _ in 0..<100_000 { values.append(Int64.random(in: -100_000_000...100_000_000, using: &random)) }
+        var mismatches = 0
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: JSONText.maximumIntegerLength) { buffer in
+            for value in values {
+                let count = JSONText.writeInteger(value, to: buffer.baseAddress!)
+                let text = String(decoding: UnsafeBufferPointer(rebasing: buffer[..<count]), as: UTF8.self)
+                if text != String(value) {
+                    mismatches += 1
+                    if mismatches < 10 { Issue.record("\(value) written as \(text)") }
+                }
+            }
+        }
+        #expect(mismatches == 0)
+    }
+
     // MARK: Helpers
 
     /// .NET's layout of Swift's shortest round-trip digits, written plainly from `description`.
