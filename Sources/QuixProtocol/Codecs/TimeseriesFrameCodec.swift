@@ -187,10 +187,7 @@ private struct CanonicalReader {
     mutating func take(_ literal: StaticString) -> Bool {
         let length = literal.utf8CodeUnitCount
         guard bytes.count - cursor >= length else { return false }
-        let matches = literal.withUTF8Buffer { expected in
-            for index in 0..<length where bytes[cursor + index] != expected[index] { return false }
-            return true
-        }
+        let matches = literal.withUTF8Buffer { memcmp(bytes.baseAddress! + cursor, $0.baseAddress!, length) == 0 }
         if matches { cursor += length }
         return matches
     }
