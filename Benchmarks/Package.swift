@@ -22,11 +22,16 @@ let package = Package(
             name: "KafkaThroughput",
             dependencies: [.product(name: "QuixKafka", package: quixd)],
             path: "Sources/KafkaThroughput"),
-        // The per-message codec work of W1, for callgrind: run by codec-callgrind.sh.
+        // The per-message codec work of W1, for callgrind: run by callgrind.sh.
         .executableTarget(
             name: "CodecWorkload",
             dependencies: [.product(name: "QuixProtocol", package: quixd)],
             path: "Sources/CodecWorkload"),
+        // The per-message state work of W2, for callgrind: run by callgrind.sh.
+        .executableTarget(
+            name: "StateWorkload",
+            dependencies: [.product(name: "QuixStreams", package: quixd)],
+            path: "Sources/StateWorkload"),
         // Codec suites: `swift package --package-path Benchmarks benchmark --target ProtocolBenchmarks`.
         .executableTarget(
             name: "ProtocolBenchmarks",

@@ -1,5 +1,5 @@
 // The per-message codec work of a W1 pipeline, for instruction counts under callgrind
-// (Benchmarks/codec-callgrind.sh): decode the shared bench's 10×3 + tag message into a frame,
+// (Benchmarks/callgrind.sh CodecWorkload): decode the shared bench's 10×3 + tag message into a frame,
 // add gForceTotal = |x| + |y| + |z|, encode the frame as the output message.
 import Glibc
 import QuixProtocol

@@ -41,7 +41,7 @@ final class PartitionState: Sendable {
         /// The package changes are made for now.
         var offset: Int64 = 0
         /// The pending value of each changed key (nil: deleted).
-        var overlay: [String: [[UInt8]: [UInt8]?]] = [:]
+        var overlay: [String: [StateKey: [UInt8]?]] = [:]
         /// The key prefixes of streams deleted since the last checkpoint, per store: their keys
         /// that are not in the overlay read as absent.
         var clearedPrefixes: [String: Set<[UInt8]>] = [:]
@@ -103,7 +103,7 @@ final class PartitionState: Sendable {
     func get(store: String, key: [UInt8]) throws -> [UInt8]? {
         let (pending, cleared, database) = state.withLock { state -> ([UInt8]??, Bool, Database?) in
             let cleared = state.clearedPrefixes[store].map { Self.isUnder(key, $0) } ?? false
-            return (state.overlay[store]?[key], cleared, state.databases[store])
+            return (state.overlay[store]?[StateKey(key)], cleared, state.databases[store])
         }
         if let pending { return pending }
         if cleared { return nil }
@@ -126,8 +126,8 @@ final class PartitionState: Sendable {
                 }
             }
         }
-        for (key, value) in overlay where key.starts(with: prefix) {
-            if value == nil { keys.remove(key) } else { keys.insert(key) }
+        for (key, value) in overlay where key.bytes.starts(with: prefix) {
+            if value == nil { keys.remove(key.bytes) } else { keys.insert(key.bytes) }
         }
         return keys.sorted { $0.lexicographicallyPrecedes($1) }
     }
@@ -143,13 +143,13 @@ final class PartitionState: Sendable {
             try environment.read { txn in
                 try txn.forEach(in: database, from: lower) { key, _ in
                     let key = Array(key)
-                    if overlay[key] == nil, !Self.isUnder(key, cleared) { keys.append(key) }
+                    if overlay[StateKey(key)] == nil, !Self.isUnder(key, cleared) { keys.append(key) }
                     return keys.count < limit
                 }
             }
         }
         // The smallest `limit` of both: a stored key among them is among the first `limit` stored.
-        for case let (key, .some) in overlay where !key.lexicographicallyPrecedes(lower) { keys.append(key) }
+        for case let (key, .some) in overlay where !key.bytes.lexicographicallyPrecedes(lower) { keys.append(key.bytes) }
         return Array(keys.sorted { $0.lexicographicallyPrecedes($1) }.prefix(limit))
     }
 
@@ -190,12 +190,12 @@ final class PartitionState: Sendable {
     private static func apply(_ change: Change, to state: inout Pending) {
         switch change {
         case .put(let store, let key, let value):
-            state.overlay[store, default: [:]][key] = .some(value)
+            state.overlay[store, default: [:]][StateKey(key)] = .some(value)
             if state.stores.insert(store).inserted { state.storesChanged = true }
         case .delete(let store, let key):
-            state.overlay[store, default: [:]][key] = .some(nil)
+            state.overlay[store, default: [:]][StateKey(key)] = .some(nil)
         case .deleteStreams(let store, let prefixes):
-            state.overlay[store] = state.overlay[store]?.filter { !isUnder($0.key, prefixes) }
+            state.overlay[store] = state.overlay[store]?.filter { !isUnder($0.key.bytes, prefixes) }
             state.clearedPrefixes[store, default: []].formUnion(prefixes)
         }
     }
@@ -229,18 +229,18 @@ final class PartitionState: Sendable {
     /// expands to the keys stored under it).
     func pendingEffects(before offset: Int64 = .max, savepoint: Int = .max) throws -> [(key: [UInt8], value: [UInt8]?)] {
         let changes = state.withLock { Self.prefix($0, before: offset, savepoint: savepoint).map(\.change) }
-        var effects: [String: [[UInt8]: [UInt8]?]] = [:]
+        var effects: [String: [StateKey: [UInt8]?]] = [:]
         for change in changes {
             switch change {
-            case .put(let store, let key, let value): effects[store, default: [:]][key] = .some(value)
-            case .delete(let store, let key): effects[store, default: [:]][key] = .some(nil)
+            case .put(let store, let key, let value): effects[store, default: [:]][StateKey(key)] = .some(value)
+            case .delete(let store, let key): effects[store, default: [:]][StateKey(key)] = .some(nil)
             case .deleteStreams(let store, let prefixes):
-                for key in effects[store, default: [:]].keys where Self.isUnder(key, prefixes) { effects[store]![key] = .some(nil) }
+                for key in effects[store, default: [:]].keys where Self.isUnder(key.bytes, prefixes) { effects[store]![key] = .some(nil) }
                 if let database = try existingDatabase(store) {
                     try environment.read { txn in
                         for prefix in prefixes {
                             try txn.forEach(in: database, prefix: prefix) { key, _ in
-                                effects[store, default: [:]][Array(key)] = .some(nil)
+                                effects[store, default: [:]][StateKey(Array(key))] = .some(nil)
                                 return true
                             }
                         }
@@ -248,7 +248,7 @@ final class PartitionState: Sendable {
                 }
             }
         }
-        return effects.flatMap { store, keys in keys.map { (Changelog.recordKey(store: store, key: $0.key), $0.value) } }
+        return effects.flatMap { store, keys in keys.map { (Changelog.recordKey(store: store, key: $0.key.bytes), $0.value) } }
     }
 
     /// Writes the pending changes of packages before `offset` (made before `savepoint`) and
@@ -372,4 +372,14 @@ extension PartitionState.Change {
         case .put(let store, _, _), .delete(let store, _), .deleteStreams(let store, _): store
         }
     }
+}
+
+/// A state key's bytes as a dictionary key, hashed in one pass: an array of bytes hashes byte by
+/// byte, and the overlay is looked up at every read and write of state.
+struct StateKey: Hashable {
+    let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
 }

@@ -55,8 +55,22 @@ public struct StreamState: Sendable {
 
     /// The bytes every key of `streamID` starts with.
     static func prefix(of streamID: String) -> [UInt8] {
-        let id = Array(streamID.utf8)
-        return [UInt8(id.count >> 8), UInt8(id.count & 0xFF)] + id
+        let length = streamID.utf8.count
+        var prefix: [UInt8] = []
+        prefix.reserveCapacity(2 + length)
+        prefix.append(UInt8(length >> 8))
+        prefix.append(UInt8(length & 0xFF))
+        prefix.append(contentsOf: streamID.utf8)
+        return prefix
+    }
+
+    /// The bytes of `key` in this stream's store, in one allocation.
+    private func storedKey(_ key: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(prefix.count + key.utf8.count)
+        bytes.append(contentsOf: prefix)
+        bytes.append(contentsOf: key.utf8)
+        return bytes
     }
 
     /// The value under `key`, or nil.
@@ -75,7 +89,7 @@ public struct StreamState: Sendable {
     }
 
     public func set<Value: StateValue>(_ key: String, _ value: Value) {
-        partition.put(store: store, key: prefix + Array(key.utf8), value: StoredValue.encode(value))
+        partition.put(store: store, key: storedKey(key), value: StoredValue.encode(value))
     }
 
     /// Reads the value (or `defaultValue`), changes it, stores it and returns it.
@@ -98,11 +112,11 @@ public struct StreamState: Sendable {
 
     /// Stores a Codable value as JSON.
     public func encode<Value: Encodable>(_ value: Value, for key: String) throws {
-        partition.put(store: store, key: prefix + Array(key.utf8), value: try StoredValue.encodeJSON(value))
+        partition.put(store: store, key: storedKey(key), value: try StoredValue.encodeJSON(value))
     }
 
     public func delete(_ key: String) {
-        partition.delete(store: store, key: prefix + Array(key.utf8))
+        partition.delete(store: store, key: storedKey(key))
     }
 
     /// Deletes every key of this stream in this store.
@@ -122,7 +136,7 @@ public struct StreamState: Sendable {
     private func stored(_ key: String) throws(StreamStateError) -> (kind: UInt8, payload: ArraySlice<UInt8>)? {
         let bytes: [UInt8]?
         do {
-            bytes = try partition.get(store: store, key: prefix + Array(key.utf8))
+            bytes = try partition.get(store: store, key: storedKey(key))
         } catch {
             throw storageError(error, "read \(location(key))")
         }
