@@ -154,17 +154,18 @@ final class Sender: Sendable {
         producer = try client.recordProducer()
     }
 
-    func send(_ model: QuixModel, stream: String, origin: DeliveryOrigin?) async throws {
-        try await send(envelope: QuixCodec.encode(model, timeseriesCodec: codec), stream: stream, origin: origin)
+    /// Sends `model` keyed by `key`, the stream id's bytes.
+    func send(_ model: QuixModel, key: [UInt8], origin: DeliveryOrigin?) async throws {
+        try await send(envelope: QuixCodec.encode(model, timeseriesCodec: codec), key: key, origin: origin)
     }
 
-    func send(_ frame: TimeseriesFrame, stream: String, origin: DeliveryOrigin?) async throws {
-        try await send(envelope: QuixCodec.encode(frame, timeseriesCodec: codec), stream: stream, origin: origin)
+    /// Sends the rows of `frame` keyed by `key`, the stream id's bytes.
+    func send(_ frame: TimeseriesFrame, key: [UInt8], origin: DeliveryOrigin?) async throws {
+        try await send(envelope: QuixCodec.encode(frame, timeseriesCodec: codec), key: key, origin: origin)
     }
 
-    private func send(envelope: [UInt8], stream: String, origin: DeliveryOrigin?) async throws {
+    private func send(envelope: [UInt8], key: [UInt8], origin: DeliveryOrigin?) async throws {
         let id = nextMessageID.add(1, ordering: .relaxed).oldValue
-        let key = Array(stream.utf8)
         guard envelope.count > MessageSplit.maximumMessageSize else {
             try await producer.send(topic: topic, key: key, value: envelope, origin: origin)
             return

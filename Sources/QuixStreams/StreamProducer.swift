@@ -14,6 +14,8 @@ import Synchronization
 /// a release and its messages stay together, so the order of rows holds.
 public final class StreamProducer: Sendable {
     public let streamID: String
+    /// The stream id's bytes, the key of every message of the stream.
+    private let key: [UInt8]
     private let sender: Sender
     private let clock: BufferClock
     private let state: Mutex<State>
@@ -55,6 +57,7 @@ public final class StreamProducer: Sendable {
             throw StreamError(.invalidStreamID, "a stream id of \(id.utf8.count) bytes is longer than \(Self.maximumStreamIDBytes)")
         }
         streamID = id
+        key = Array(id.utf8)
         self.sender = sender
         self.clock = clock
         state = Mutex(State())
@@ -245,7 +248,7 @@ public final class StreamProducer: Sendable {
                 return state.held ?? current
             }
             try await flushInOrder()
-            try await sender.send(.streamEnd(endType), stream: streamID, origin: origin)
+            try await sender.send(.streamEnd(endType), key: key, origin: origin)
             state.withLock { $0.closed = true }
             releaseSent()
         }
@@ -255,7 +258,7 @@ public final class StreamProducer: Sendable {
         let current = DeliveryOrigin.current
         let (released, origin) = state.withLock { ($0.buffer.flush(), $0.held ?? current) }
         try await sendPending(beforeData: released != nil, origin: origin)
-        if let released { try await sender.send(released, stream: streamID, origin: origin) }
+        if let released { try await sender.send(released, key: key, origin: origin) }
         releaseSent()
     }
 
@@ -283,7 +286,7 @@ public final class StreamProducer: Sendable {
                 return (due, state.buffer.expire(now: now), state.held)
             }
             if released != nil || dueChanges { try await sendPending(beforeData: released != nil, origin: origin) }
-            if let released { try await sender.send(released, stream: streamID, origin: origin) }
+            if let released { try await sender.send(released, key: key, origin: origin) }
             releaseSent()
         }
     }
@@ -294,13 +297,13 @@ public final class StreamProducer: Sendable {
     /// definitions.
     private func send(_ model: QuixModel, origin: DeliveryOrigin?) async throws {
         try await sendPending(beforeData: true, origin: origin)
-        try await sender.send(model, stream: streamID, origin: origin)
+        try await sender.send(model, key: key, origin: origin)
     }
 
     /// Sends the rows of `frame` after whatever must precede them.
     private func send(_ frame: TimeseriesFrame, origin: DeliveryOrigin?) async throws {
         try await sendPending(beforeData: true, origin: origin)
-        try await sender.send(frame, stream: streamID, origin: origin)
+        try await sender.send(frame, key: key, origin: origin)
     }
 
     /// Takes a hold for `origin` if nothing is held: what is now pending belongs to it.
@@ -350,7 +353,7 @@ public final class StreamProducer: Sendable {
             }
             return models
         }
-        for model in pending { try await sender.send(model, stream: streamID, origin: origin) }
+        for model in pending { try await sender.send(model, key: key, origin: origin) }
     }
 
     private static func checkOpen(_ state: State, _ id: String) throws(StreamError) {
