@@ -5,7 +5,9 @@ import Synchronization
 /// are awaited one package at a time, in the stream's order. A handler that throws is reported
 /// to `TopicConsumer.onError`, and the stream goes on.
 public final class StreamConsumer: Sendable {
-    public typealias Handler<Value> = @Sendable (StreamConsumer, Value) async throws -> Void
+    /// A handler owns the value it is given (`consuming`): a frame handed on to stages and
+    /// outputs is changed in place, not copied.
+    public typealias Handler<Value> = @Sendable (StreamConsumer, consuming Value) async throws -> Void
 
     public let streamID: String
     /// The partition the stream is read from.
@@ -112,11 +114,11 @@ public final class StreamConsumer: Sendable {
     /// Hands one package (`value`, decoded as `message`) to the handlers; returns whether it
     /// ended the stream.
     func deliver(
-        _ message: DecodedMessage, value: ArraySlice<UInt8>, offset: Int64, timestampMilliseconds: Int64?,
+        _ message: consuming DecodedMessage, value: ArraySlice<UInt8>, offset: Int64, timestampMilliseconds: Int64?,
         onError: (any Error, String) -> Void
     ) async -> Bool {
         do {
-            switch message {
+            switch consume message {
             case .model(.streamProperties(let properties)):
                 let handler = received { $0.properties = properties; return $0.onProperties }
                 try await handler?(self, properties)
@@ -127,13 +129,13 @@ public final class StreamConsumer: Sendable {
                 let handler = received { $0.eventDefinitions = definitions; return $0.onEventDefinitions }
                 try await handler?(self, definitions)
             case .model(.timeseries(let data)):
-                let (onData, onFrame, buffers) = received { ($0.onData, $0.onFrame, $0.buffers) }
+                let (onData, onFrame, buffers) = receivedData()
                 try await onData?(self, data)
                 let frame = TimeseriesFrame(data)
                 if let onFrame { try await onFrame(self, frame) }
                 for buffer in buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
             case .frame(let frame):
-                let (onData, onFrame, buffers) = received { ($0.onData, $0.onFrame, $0.buffers) }
+                let (onData, onFrame, buffers) = receivedData()
                 if let onData {
                     // Data as sent (epoch and relative timestamps), which the frame folded.
                     if case .model(.timeseries(let data)) = try QuixCodec.decode(value) {
@@ -142,8 +144,13 @@ public final class StreamConsumer: Sendable {
                         try await onData(self, frame.timeseriesData)
                     }
                 }
-                if let onFrame { try await onFrame(self, frame) }
-                for buffer in buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
+                if buffers.isEmpty {
+                    // The handler gets the only reference: a stage that adds a column copies nothing.
+                    if let onFrame { try await onFrame(self, consume frame) }
+                } else {
+                    if let onFrame { try await onFrame(self, frame) }
+                    for buffer in buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
+                }
             case .model(.eventData(let events)):
                 let handler = received { $0.onEvent }
                 for event in events { try await handler?(self, event) }
@@ -171,6 +178,22 @@ public final class StreamConsumer: Sendable {
             state.lastPackage = .now
             return take(&state)
         }
+    }
+
+    /// `received` for time-series data, the per-message path. Its handlers come out in a struct:
+    /// a tuple of closures as a generic result is boxed in reabstraction thunks, two allocations
+    /// per package.
+    private func receivedData() -> (Handler<TimeseriesData>?, Handler<TimeseriesFrame>?, [ConsumerBuffer]) {
+        struct DataHandlers {
+            let onData: Handler<TimeseriesData>?
+            let onFrame: Handler<TimeseriesFrame>?
+            let buffers: [ConsumerBuffer]
+        }
+        let handlers = state.withLock { state in
+            state.lastPackage = .now
+            return DataHandlers(onData: state.onData, onFrame: state.onFrame, buffers: state.buffers)
+        }
+        return (handlers.onData, handlers.onFrame, handlers.buffers)
     }
 
     /// The stream ends without a StreamEnd (its partition was revoked).

@@ -45,7 +45,7 @@ public struct CumulativeStage: Stage {
 
     static let valueKey = "value"
 
-    public func process(_ frame: TimeseriesFrame, _ context: StageContext) throws -> TimeseriesFrame {
+    public func process(_ frame: consuming TimeseriesFrame, _ context: StageContext) throws -> TimeseriesFrame {
         guard frame.rowCount > 0 else { return frame }
         let state = try context.state()
         let stored = try state.get(Self.valueKey, as: Double.self)
@@ -59,7 +59,6 @@ public struct CumulativeStage: Stage {
             result[row] = running ?? (aggregate == .count ? 0 : nil)
         }
         if let running, running != stored { state.set(Self.valueKey, running) }
-        var frame = frame
         frame[output] = result
         return frame
     }

@@ -89,7 +89,7 @@ public struct RollingStage: Stage {
 
     public func definitions(_ definitions: ParameterDefinitions) -> ParameterDefinitions { definitions.adding(output) }
 
-    public func process(_ frame: TimeseriesFrame, _ context: StageContext) throws -> TimeseriesFrame {
+    public func process(_ frame: consuming TimeseriesFrame, _ context: StageContext) throws -> TimeseriesFrame {
         guard frame.rowCount > 0 else { return frame }
         let state = try context.state()
         var entries = try Self.decode(state.get(Self.windowKey, as: [UInt8].self) ?? [], context)
@@ -125,7 +125,6 @@ public struct RollingStage: Stage {
             cutoff = Int64(seen) - Int64(size)
         }
         state.set(Self.windowKey, Self.encode(entries[head...].filter { $0.position > cutoff }))
-        var frame = frame
         frame[output] = result
         return frame
     }

@@ -35,10 +35,10 @@ public struct ComputeStage: Stage {
         return ComputeStage(column: column, expression: expression)
     }
 
-    public func process(_ frame: TimeseriesFrame, _ context: StageContext) throws -> TimeseriesFrame {
-        var result = frame
-        result[column] = expression.numbers(in: frame)
-        return result
+    public func process(_ frame: consuming TimeseriesFrame, _ context: StageContext) throws -> TimeseriesFrame {
+        let column = expression.numbers(in: frame)
+        frame[self.column] = column
+        return frame
     }
 
     public func definitions(_ definitions: ParameterDefinitions) -> ParameterDefinitions { definitions.adding(column) }

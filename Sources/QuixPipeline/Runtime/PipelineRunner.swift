@@ -379,10 +379,12 @@ public final class PipelineRunner: Sendable {
         let processing = metrics?.processingHistogram(pipeline: name)
         stream.onFrameReceived { stream, frame in
             let start = ContinuousClock.now
-            let result =
-                try expiry.map { expiry in
-                    try expiry.process(frame, partition: stream.partition, state: { try stream.state($0) }) { try chain.process($0, contexts) }
-                } ?? (try chain.process(frame, contexts))
+            let result: TimeseriesFrame
+            if let expiry {
+                result = try expiry.process(frame, partition: stream.partition, state: { try stream.state($0) }) { try chain.process($0, contexts) }
+            } else {
+                result = try chain.process(consume frame, contexts)
+            }
             let (events, metadata) = contexts.emitted.take()
             do {
                 if result.rowCount > 0 { try await output.write(result, stream: id) }

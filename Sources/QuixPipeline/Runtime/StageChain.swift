@@ -61,11 +61,11 @@ public struct StageChain: Sendable {
     }
 
     /// Runs a frame through every stage; a frame left without rows stops early.
-    public func process(_ frame: TimeseriesFrame, _ contexts: StreamContexts) throws(PipelineError) -> TimeseriesFrame {
+    public func process(_ frame: consuming TimeseriesFrame, _ contexts: StreamContexts) throws(PipelineError) -> TimeseriesFrame {
         var current = frame
         for (index, step) in steps.enumerated() {
             do {
-                current = try step.stage.process(current, contexts.contexts[index])
+                current = try step.stage.process(consume current, contexts.contexts[index])
             } catch {
                 throw PipelineError.at(stage: step.id, error)
             }

@@ -11,7 +11,9 @@ import Synchronization
 public protocol Stage: Sendable {
     /// The frame to pass on for `frame`: the same rows with columns added or removed, fewer rows,
     /// or other rows altogether (a window's aggregates). A frame without rows stops there.
-    func process(_ frame: TimeseriesFrame, _ context: StageContext) throws -> TimeseriesFrame
+    /// The frame is the stage's own (`consuming`): a stage that adds a column to it changes it
+    /// in place, without copying its columns.
+    func process(_ frame: consuming TimeseriesFrame, _ context: StageContext) throws -> TimeseriesFrame
 
     /// The event to pass on for `event`, or nil to drop it. The default passes it on.
     func process(_ event: EventData, _ context: StageContext) throws -> EventData?

@@ -125,9 +125,11 @@ final class PartitionTask: Sendable {
         state?.beginPackage(at: package.offset)
         let savepoint = state?.savepoint()
         let failed = Mutex<PackageFailure?>(nil)
+        // Handed over, not shared: the stream's handlers own the decoded frame.
+        var handedOver: DecodedMessage? = consume message
         let ended = await DeliveryOrigin.$current.withValue(tracker.origin(package.offset)) {
             await stream.deliver(
-                message, value: package.value, offset: package.offset, timestampMilliseconds: package.timestampMilliseconds,
+                handedOver.take()!, value: package.value, offset: package.offset, timestampMilliseconds: package.timestampMilliseconds,
                 onError: { error, context in
                     failed.withLock { if $0 == nil { $0 = failure(error, .handling(context)) } }
                     consumer.reportPackageError(error, context)
