@@ -129,13 +129,15 @@ public final class StreamConsumer: Sendable {
                 let handler = received { $0.eventDefinitions = definitions; return $0.onEventDefinitions }
                 try await handler?(self, definitions)
             case .model(.timeseries(let data)):
-                let (onData, onFrame, buffers) = receivedData()
+                let handlers = receivedData()
+                let (onData, onFrame, buffers) = (handlers.onData, handlers.onFrame, handlers.buffers)
                 try await onData?(self, data)
                 let frame = TimeseriesFrame(data)
                 if let onFrame { try await onFrame(self, frame) }
                 for buffer in buffers { await buffer.write(frame, origin: offset, stream: self, onError: onError) }
             case .frame(let frame):
-                let (onData, onFrame, buffers) = receivedData()
+                let handlers = receivedData()
+                let (onData, onFrame, buffers) = (handlers.onData, handlers.onFrame, handlers.buffers)
                 if let onData {
                     // Data as sent (epoch and relative timestamps), which the frame folded.
                     if case .model(.timeseries(let data)) = try QuixCodec.decode(value) {
@@ -180,20 +182,16 @@ public final class StreamConsumer: Sendable {
         }
     }
 
-    /// `received` for time-series data, the per-message path. Its handlers come out in a struct:
-    /// a tuple of closures as a generic result is boxed in reabstraction thunks, two allocations
-    /// per package.
-    private func receivedData() -> (Handler<TimeseriesData>?, Handler<TimeseriesFrame>?, [ConsumerBuffer]) {
-        struct DataHandlers {
-            let onData: Handler<TimeseriesData>?
-            let onFrame: Handler<TimeseriesFrame>?
-            let buffers: [ConsumerBuffer]
-        }
-        let handlers = state.withLock { state in
-            state.lastPackage = .now
-            return DataHandlers(onData: state.onData, onFrame: state.onFrame, buffers: state.buffers)
-        }
-        return (handlers.onData, handlers.onFrame, handlers.buffers)
+    /// The handlers of time-series data, in a struct: a tuple of closures through `received`'s
+    /// generic result would be boxed in reabstraction thunks, two allocations per package.
+    private struct DataHandlers {
+        let onData: Handler<TimeseriesData>?
+        let onFrame: Handler<TimeseriesFrame>?
+        let buffers: [ConsumerBuffer]
+    }
+
+    private func receivedData() -> DataHandlers {
+        received { DataHandlers(onData: $0.onData, onFrame: $0.onFrame, buffers: $0.buffers) }
     }
 
     /// The stream ends without a StreamEnd (its partition was revoked).

@@ -43,6 +43,18 @@ struct TimeseriesFrameTests {
         #expect(Array(joined["x"]!) == [1, 4, nil] && Array(joined["z"]!) == [nil, nil, 7])
     }
 
+    @Test("a frame is a value: changing a copy's columns, tags or timestamps leaves the original as it was")
+    func valueSemantics() {
+        let original = frame()
+        var copy = original
+        copy["x"] = [0, 0, 0, 0, 0]
+        copy["added"] = [1, 2, 3, 4, 5]
+        copy.setTags("car", [nil, nil, nil, nil, nil])
+        copy.timestamps[0] = 42
+        #expect(original == frame(), "the original changed with its copy")
+        #expect(copy != original && copy.timestamps[0] == 42 && copy["added"] != nil && original["added"] == nil)
+    }
+
     @Test("rolling windows on data time and on row count")
     func rolling() {
         let frame = frame()

@@ -36,8 +36,8 @@ public struct ComputeStage: Stage {
     }
 
     public func process(_ frame: consuming TimeseriesFrame, _ context: StageContext) throws -> TimeseriesFrame {
-        let column = expression.numbers(in: frame)
-        frame[self.column] = column
+        let values = expression.numbers(in: frame)
+        frame[column] = values
         return frame
     }
 
