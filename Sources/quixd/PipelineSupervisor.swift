@@ -13,8 +13,9 @@ protocol SupervisedPipeline: Sendable {
     var readiness: (ready: Bool, reason: String) { get }
     /// For the status page.
     var statusReport: PipelineStatusReport { get }
-    /// Runs until `stop()`; throws when the pipeline stops on an error.
-    func run() async throws
+    /// Runs until `stop()`; throws when the pipeline stops on an error. Calls `started` once
+    /// it has started (logged "pipeline started"), before it reads.
+    func run(started: @escaping @Sendable () -> Void) async throws
     /// Asks `run()` to checkpoint and return.
     func stop() async
 }
@@ -146,6 +147,8 @@ final class PipelineSupervisor: Service {
     // MARK: Supervising
 
     private enum Event: Sendable {
+        /// The `run()` of launch `id` has started.
+        case started(id: Int)
         /// The `run()` of launch `id` returned (nil) or threw.
         case ended(id: Int, error: (any Error)?)
         /// An exactly-once pipeline whose transaction was aborted starts again after its backoff.
@@ -179,6 +182,10 @@ final class PipelineSupervisor: Service {
         var stopFailures: [String] = []
         /// Per file, the restarts after aborted transactions in a row (for the backoff).
         var restarts: [String: Int] = [:]
+        /// Launches whose `run()` has not started yet, and the `READY=1` status that waits for them:
+        /// systemd hears that quixd is ready only once every pipeline it launched has started.
+        var notStarted: Set<Int> = []
+        var readyStatus: String?
 
         try await withThrowingTaskGroup(of: Void.self) { children in
             children.addTask {
@@ -192,9 +199,10 @@ final class PipelineSupervisor: Service {
                 let id = nextID
                 launched[file] = Launched(id: id, runner: runner, pipeline: pipeline)
                 reported.withLock { $0[file] = .launched(runner) }
+                notStarted.insert(id)
                 children.addTask {
                     do {
-                        try await runner.run()
+                        try await runner.run { sink.yield(.started(id: id)) }
                         sink.yield(.ended(id: id, error: nil))
                     } catch {
                         sink.yield(.ended(id: id, error: error))
@@ -222,16 +230,27 @@ final class PipelineSupervisor: Service {
                     logger.error("reload could not start a pipeline", metadata: ["file": "\(file)", "error": "\(error)"])
                 }
             }
+            /// Sends `READY=1` with `status` once every launched pipeline has started.
+            func ready(_ status: String) {
+                readyStatus = status
+                notifyReadyOnceStarted()
+            }
+            func notifyReadyOnceStarted() {
+                guard notStarted.isEmpty, let status = readyStatus else { return }
+                readyStatus = nil
+                if !stopping.load(ordering: .sequentiallyConsistent) { notifier.ready(status: status) }
+            }
             func reloadDone() {
                 if !launched.values.contains(where: { if case .reload = $0.ending { true } else { false } }) {
-                    notifier.ready(status: "pipeline files reloaded")
+                    ready("pipeline files reloaded")
                 }
             }
 
             for (file, runner) in runners { launch(runner, file: file, pipeline: runner.pipeline) }
-            notifier.ready(status: "\(runners.count) pipelines running")
+            ready("\(runners.count) pipelines running")
 
             loop: for await event in events {
+                defer { notifyReadyOnceStarted() }
                 switch event {
                 case .reload:
                     guard !stopping.load(ordering: .sequentiallyConsistent) else { continue }
@@ -269,7 +288,11 @@ final class PipelineSupervisor: Service {
                     forget(file)
                     start(pipeline, file: file)
 
+                case .started(let id):
+                    notStarted.remove(id)
+
                 case .ended(let id, let error):
+                    notStarted.remove(id)
                     guard let (file, entry) = launched.first(where: { $0.value.id == id }) else { continue }
                     if error == nil, entry.ending == .no { restarts[file] = nil }
                     switch entry.ending {
@@ -310,6 +333,7 @@ final class PipelineSupervisor: Service {
                             continue
                         }
                         if launched.values.allSatisfy(\.failed) {
+                            readyStatus = nil
                             notifier.stopping(status: "every pipeline stopped on an error")
                             logger.error("every pipeline stopped on an error; quixd exits")
                             throw AllPipelinesFailed()

@@ -36,18 +36,26 @@ private final class StandInPipeline: SupervisedPipeline {
     private let stopper: AsyncStream<Void>.Continuation
     private let stopping: @Sendable () async throws -> Void
     private let failAtOnce: (any Error)?
+    private let starting: @Sendable () async -> Void
 
-    init(_ pipeline: Pipeline, failAtOnce: (any Error)? = nil, stopping: @escaping @Sendable () async throws -> Void = {}) {
+    /// `starting` runs before the pipeline says it has started.
+    init(
+        _ pipeline: Pipeline, failAtOnce: (any Error)? = nil, stopping: @escaping @Sendable () async throws -> Void = {},
+        starting: @escaping @Sendable () async -> Void = {}
+    ) {
         self.pipeline = pipeline
         (stopped, stopper) = AsyncStream.makeStream(of: Void.self)
         self.stopping = stopping
         self.failAtOnce = failAtOnce
+        self.starting = starting
     }
 
     var readiness: (ready: Bool, reason: String) { (true, "standing in") }
 
-    func run() async throws {
+    func run(started: @escaping @Sendable () -> Void) async throws {
         if let failAtOnce { throw failAtOnce }
+        await starting()
+        started()
         for await _ in stopped {}
         try await stopping()
     }
@@ -65,11 +73,13 @@ private func statusLine(_ port: Int, _ path: String) async throws -> Substring? 
 }
 
 /// The daemon's service group (as `quixd run` makes it) around stand-in pipelines.
-private func daemonGroup(_ pipelines: [StandInPipeline], file: String, port: Int?) -> ServiceGroup {
+private func daemonGroup(
+    _ pipelines: [StandInPipeline], file: String, port: Int?, notifier: SystemdNotifier = SystemdNotifier(socketPath: nil)
+) -> ServiceGroup {
     let logger = Logger(label: "test")
     let byName = Dictionary(uniqueKeysWithValues: pipelines.map { ($0.pipeline.name, $0) })
     let supervisor = PipelineSupervisor(
-        pipelines: pipelines.map { (file, $0.pipeline) }, sources: [file], overrides: [], notifier: SystemdNotifier(socketPath: nil),
+        pipelines: pipelines.map { (file, $0.pipeline) }, sources: [file], overrides: [], notifier: notifier,
         grace: .seconds(20), logger: logger
     ) { pipeline, _ in byName[pipeline.name]! }
     let server = port.map { OperationsServer(address: "127.0.0.1:\($0)", metrics: PipelineMetrics(), readiness: { supervisor.readiness() }) }
@@ -106,6 +116,29 @@ struct LifecycleTests {
         }
         #expect(answered.withLock { $0 } == "HTTP/1.1 200 OK", "/metrics answered while the pipeline stopped")
         await #expect(throws: (any Error).self, "then the server stopped") { try await statusLine(port, "/healthz") }
+    }
+
+    @Test("READY=1 goes to systemd only once every pipeline's run() has started, not when it is launched")
+    func readyAfterThePipelinesStarted() async throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = try pipelineFile(in: directory)
+        let socketPath = "\(directory)/notify"
+        let socket = try NotifySocket(socketPath)
+        let (gate, opener) = AsyncStream.makeStream(of: Void.self)
+        let pipeline = StandInPipeline(try PipelineLoader.load(file: file), starting: { for await _ in gate {} })
+        let group = daemonGroup([pipeline], file: file, port: nil, notifier: SystemdNotifier(socketPath: socketPath))
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                #expect(try await socket.receive(within: .milliseconds(500)) == nil, "READY=1 before the pipeline started")
+                opener.finish()
+                #expect(try await socket.receive() == "READY=1\nSTATUS=1 pipelines running")
+                trigger.triggerGracefulShutdown()
+                #expect(try await socket.receive() == "STOPPING=1")
+                try await tasks.waitForAll()
+            }
+        }
     }
 
     @Test("a pipeline whose run() throws while stopping (its final checkpoint failed): the group throws, quixd exits non-zero")

@@ -191,8 +191,9 @@ public final class PipelineRunner: Sendable {
     }
 
     /// Reads until `stop()`; throws when the pipeline stops on an error (policy `stop`, state
-    /// that cannot be opened, a missing input topic).
-    public func run() async throws {
+    /// that cannot be opened, a missing input topic). `started` is called once the pipeline has
+    /// started, before it loads its tables and reads (quixd tells systemd it is ready then).
+    public func run(started: @escaping @Sendable () -> Void = {}) async throws {
         status.withLock { $0.phase = .running }
         logger.info(
             "pipeline started",
@@ -200,6 +201,7 @@ public final class PipelineRunner: Sendable {
                 "input": "\(pipeline.input.topic)", "group": "\(pipeline.input.consumerGroup)", "outputs": "\(pipeline.outputs.map(\.topic).joined(separator: ","))",
                 "stages": "\(pipeline.stages.map(\.id).joined(separator: ","))",
             ])
+        started()
         do {
             // No row is processed before the tables are loaded.
             for reader in tableReaders { try await reader.start() }
