@@ -122,6 +122,38 @@ struct FrameCodecTests {
         #expect(mismatches == 0)
     }
 
+    @Test("numbers as the fast reader takes them (up to seven digits each side of the point) and around that form read as Swift parses their text")
+    func numberText() throws {
+        var texts = [
+            "0", "-0", "7", "-7", "1234567", "12345678", "0.5", "-0.001", "00.5", "1.0", "9999999.9999999", "1.2345678", "1.23456789",
+            "0.0000001", "12345678.5", "1e5", "1.5E-3", "-1.5e+3", "123456.7", "-9.999", "0.1", "0.3",
+        ]
+        var random = SystemRandomNumberGenerator()
+        func digits(_ count: Int) -> String { String((0..<count).map { _ in Character(String(Int.random(in: 0...9, using: &random))) }) }
+        for _ in 0..<60_000 {
+            var text = (Bool.random(using: &random) ? "-" : "") + digits(Int.random(in: 1...9, using: &random))
+            if Int.random(in: 0..<4, using: &random) > 0 { text += "." + digits(Int.random(in: 1...9, using: &random)) }
+            texts.append(text)
+        }
+        var mismatches = 0
+        for start in stride(from: 0, to: texts.count, by: 10) {
+            let cells = texts[start..<min(start + 10, texts.count)]
+            let payload = """
+                {"Timestamps":[\((0..<cells.count).map(String.init).joined(separator: ","))],"NumericValues":{"a":[\(cells.joined(separator: ","))]},\
+                "StringValues":{},"BinaryValues":{},"TagValues":{}}
+                """
+            guard case .frame(let frame) = try QuixCodec.decodeFrame(Self.envelope(payload)[...]), let column = frame.numeric["a"] else {
+                Issue.record("no frame of \(payload)")
+                continue
+            }
+            for (text, value) in zip(cells, column.values) where Double(text)!.bitPattern != value.bitPattern {
+                mismatches += 1
+                if mismatches < 10 { Issue.record("\(text) read as \(value)") }
+            }
+        }
+        #expect(mismatches == 0)
+    }
+
     // MARK: Helpers
 
     /// .NET's layout of Swift's shortest round-trip digits, written plainly from `description`.

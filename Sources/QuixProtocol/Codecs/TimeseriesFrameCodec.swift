@@ -216,18 +216,13 @@ private struct CanonicalReader {
             guard take(UInt8(ascii: "]")) else { return nil }
         }
         let rows = timestamps.count
-        var frame = TimeseriesFrame(timestamps: timestamps)
         guard take(#","NumericValues":{"#), let numeric = readColumns({ $0.readNumeric(rows: rows) }),
             take(#","StringValues":{"#), let strings = readColumns({ $0.readStrings(rows: rows) }),
             take(#","BinaryValues":{"#), let binary = readColumns({ $0.readBinary(rows: rows) }),
             take(#","TagValues":{"#), let tags = readColumns({ $0.readStrings(rows: rows) }),
             take(UInt8(ascii: "}")), cursor == bytes.count
         else { return nil }
-        frame.numeric = numeric
-        frame.strings = strings
-        frame.binary = binary
-        frame.tags = tags
-        return frame
+        return TimeseriesFrame(timestamps: timestamps, numeric: numeric, strings: strings, binary: binary, tags: tags)
     }
 
     /// `"name":[…],…}` after the opening brace.
@@ -271,7 +266,10 @@ private struct CanonicalReader {
         var present: [Bool]?
         if !take(UInt8(ascii: "]")) {
             repeat {
-                if take("null") {
+                if let value = readShortNumber() {
+                    values.append(value)
+                    present?.append(true)
+                } else if take("null") {
                     if present == nil {
                         present = Array(repeating: true, count: values.count)
                         present!.reserveCapacity(rows)
@@ -292,17 +290,54 @@ private struct CanonicalReader {
         return NumericColumn(values: values, present: present ?? NumericColumn.allPresent(count: rows))
     }
 
+    /// A number of the common short form `-?d{1,7}(.d{1,7})?`, its digits read eight bytes at
+    /// a time: `m / 10^k` with `m` < 10^14 and both exact, so correctly rounded. nil, reading
+    /// nothing, for any other form (more digits, an exponent, a malformed number) and near the
+    /// end of the bytes: the general scan reads those.
+    @inline(__always)
+    mutating func readShortNumber() -> Double? {
+        guard let base = bytes.baseAddress, cursor < bytes.count else { return nil }
+        var at = cursor
+        let negative = base[at] == UInt8(ascii: "-")
+        if negative { at += 1 }
+        guard bytes.count - at >= 8 else { return nil }
+        let integer = UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)
+        let integerDigits = DigitChunk.leadingDigits(integer)
+        guard integerDigits > 0, integerDigits < 8 else { return nil }
+        var mantissa = DigitChunk.value(integer, digits: integerDigits)
+        at += integerDigits
+        // Each chunk ends in a byte that is no digit: `base[at]` is inside the bytes.
+        var decimals = 0
+        if base[at] == UInt8(ascii: ".") {
+            at += 1
+            guard bytes.count - at >= 8 else { return nil }
+            let fraction = UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)
+            decimals = DigitChunk.leadingDigits(fraction)
+            guard decimals > 0, decimals < 8 else { return nil }
+            mantissa = mantissa &* Self.integerPowersOfTen[decimals] &+ DigitChunk.value(fraction, digits: decimals)
+            at += decimals
+        }
+        guard base[at] | 0x20 != UInt8(ascii: "e") else { return nil }
+        cursor = at
+        let value = Double(mantissa) / JSONText.powersOfTen[decimals]
+        return negative ? -value : value
+    }
+
+    private static let integerPowersOfTen: [UInt64] = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000]
+
     mutating func readStrings(rows: Int) -> [String?]? {
         // A cell equal to the one before it (tags repeat row after row) shares its string.
         var previous: (range: Range<Int>, text: String)?
         return readCells(rows: rows) { reader in
-            guard let range = reader.readStringRange() else { return nil }
-            if let known = previous, known.range.count == range.count,
-                memcmp(reader.bytes.baseAddress! + known.range.lowerBound, reader.bytes.baseAddress! + range.lowerBound, range.count) == 0
+            // The same quoted bytes again: compared at once, not scanned byte by byte.
+            if let known = previous, case let end = reader.cursor + known.range.count + 1, end < reader.bytes.count,
+                reader.bytes[reader.cursor] == UInt8(ascii: "\""), reader.bytes[end] == UInt8(ascii: "\""),
+                memcmp(reader.bytes.baseAddress! + known.range.lowerBound, reader.bytes.baseAddress! + reader.cursor + 1, known.range.count) == 0
             {
+                reader.cursor = end + 1
                 return known.text
             }
-            guard let text = reader.string(in: range) else { return nil }
+            guard let range = reader.readStringRange(), let text = reader.string(in: range) else { return nil }
             previous = (range, text)
             return text
         }
@@ -356,9 +391,9 @@ private struct CanonicalReader {
         // Eight digits at a time while they come in eights (a timestamp's first sixteen), then
         // one at a time; 18 digits cannot overflow, a 19th is checked.
         while cursor - start <= 8, bytes.count - cursor >= 8,
-            case let chunk = UnsafeRawPointer(bytes.baseAddress! + cursor).loadUnaligned(as: UInt64.self), Self.isEightDigits(chunk)
+            case let chunk = UnsafeRawPointer(bytes.baseAddress! + cursor).loadUnaligned(as: UInt64.self), DigitChunk.isEightDigits(chunk)
         {
-            magnitude = magnitude &* 100_000_000 &+ Self.eightDigits(chunk)
+            magnitude = magnitude &* 100_000_000 &+ DigitChunk.eightDigits(chunk)
             cursor += 8
         }
         while cursor < bytes.count, cursor - start < 18, case let digit = bytes[cursor] &- UInt8(ascii: "0"), digit < 10 {
@@ -376,22 +411,5 @@ private struct CanonicalReader {
         }
         if cursor < bytes.count, bytes[cursor] == UInt8(ascii: ".") || bytes[cursor] | 0x20 == UInt8(ascii: "e") { return nil }
         return negative ? Int64(truncatingIfNeeded: 0 &- magnitude) : Int64(magnitude)
-    }
-
-    /// Whether the eight bytes of `chunk` (little-endian) are all ASCII digits.
-    @inline(__always)
-    static func isEightDigits(_ chunk: UInt64) -> Bool {
-        let highNibbles: UInt64 = 0xF0F0_F0F0_F0F0_F0F0
-        return (chunk & highNibbles) | (((chunk &+ 0x0606_0606_0606_0606) & highNibbles) >> 4) == 0x3333_3333_3333_3333
-    }
-
-    /// The value of eight ASCII digits (the first in the lowest byte): pairs, then quads, then
-    /// the whole, each step one multiplication.
-    @inline(__always)
-    static func eightDigits(_ chunk: UInt64) -> UInt64 {
-        var value = chunk & 0x0F0F_0F0F_0F0F_0F0F
-        value = (value &* (10 << 8 + 1)) >> 8
-        value = ((value & 0x00FF_00FF_00FF_00FF) &* (100 << 16 + 1)) >> 16
-        return ((value & 0x0000_FFFF_0000_FFFF) &* (10_000 << 32 + 1)) >> 32
     }
 }

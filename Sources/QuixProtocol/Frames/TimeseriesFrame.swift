@@ -16,6 +16,14 @@ public struct TimeseriesFrame: Sendable, Hashable {
         storage = Storage(timestamps: timestamps)
     }
 
+    /// A frame of these columns (a decoder's), made in one step.
+    package init(
+        timestamps: [Int64], numeric: OrderedDictionary<String, NumericColumn>, strings: OrderedDictionary<String, [String?]>,
+        binary: OrderedDictionary<String, [[UInt8]?]>, tags: OrderedDictionary<String, [String?]>
+    ) {
+        storage = Storage(timestamps: timestamps, numeric: numeric, strings: strings, binary: binary, tags: tags)
+    }
+
     public package(set) var timestamps: [Int64] {
         _read { yield storage.timestamps }
         _modify {
@@ -65,20 +73,26 @@ public struct TimeseriesFrame: Sendable, Hashable {
     /// box's fields ever overlap and they go unchecked.
     private final class Storage: @unchecked Sendable {
         @exclusivity(unchecked) var timestamps: [Int64]
-        @exclusivity(unchecked) var numeric: OrderedDictionary<String, NumericColumn> = [:]
-        @exclusivity(unchecked) var strings: OrderedDictionary<String, [String?]> = [:]
-        @exclusivity(unchecked) var binary: OrderedDictionary<String, [[UInt8]?]> = [:]
-        @exclusivity(unchecked) var tags: OrderedDictionary<String, [String?]> = [:]
+        @exclusivity(unchecked) var numeric: OrderedDictionary<String, NumericColumn>
+        @exclusivity(unchecked) var strings: OrderedDictionary<String, [String?]>
+        @exclusivity(unchecked) var binary: OrderedDictionary<String, [[UInt8]?]>
+        @exclusivity(unchecked) var tags: OrderedDictionary<String, [String?]>
 
-        init(timestamps: [Int64]) { self.timestamps = timestamps }
+        convenience init(timestamps: [Int64]) { self.init(timestamps: timestamps, numeric: [:], strings: [:], binary: [:], tags: [:]) }
+
+        init(
+            timestamps: [Int64], numeric: OrderedDictionary<String, NumericColumn>, strings: OrderedDictionary<String, [String?]>,
+            binary: OrderedDictionary<String, [[UInt8]?]>, tags: OrderedDictionary<String, [String?]>
+        ) {
+            self.timestamps = timestamps
+            self.numeric = numeric
+            self.strings = strings
+            self.binary = binary
+            self.tags = tags
+        }
 
         func copy() -> Storage {
-            let copy = Storage(timestamps: timestamps)
-            copy.numeric = numeric
-            copy.strings = strings
-            copy.binary = binary
-            copy.tags = tags
-            return copy
+            Storage(timestamps: timestamps, numeric: numeric, strings: strings, binary: binary, tags: tags)
         }
     }
 
