@@ -43,7 +43,7 @@ struct LaneTests {
         lane.finish()
         await lane.run { _ in }
         await flow.acquire(10)
-        let task = PartitionTask(partition: .init("t", 0), lane: lane, state: nil, floor: nil, consumer: try TopicConsumer(
+        let task = PartitionTask(partition: .init("t", 0), lane: lane, state: nil, floor: nil, resumeOffset: nil, consumer: try TopicConsumer(
             client: KafkaStreamingClient(brokers: "127.0.0.1:9"), topic: "t", group: nil))
         lane.push(Array(repeating: KafkaMessage(topic: "t", partition: 0, offset: 0, timestampMilliseconds: nil, key: nil, value: nil, headers: []), count: 10)[...], for: task)
         #expect(flow.inFlight == 0, "the 10 pushed messages were released")

@@ -47,6 +47,37 @@ private func runSums(
     return handled.withLock { $0 }
 }
 
+/// Runs a stateful summing consumer (a checkpoint every second) until `done` holds or 30 s
+/// passed, then closes it. `done` sees the packages handled and the errors reported since the
+/// last of them.
+private func runUntil(
+    _ cluster: MockCluster, _ topic: String, group: String, state: StateOptions,
+    _ done: (_ packages: Int, _ errorsSince: Int) async throws -> Bool
+) async throws {
+    let client = KafkaStreamingClient(brokers: cluster.bootstrapServers) { $0.librdkafka["session.timeout.ms"] = "6000" }
+    let consumer = try TopicConsumer(
+        client: client, topic: topic, group: group, startFrom: .earliest, commit: CommitOptions(everyPackages: nil, interval: .seconds(1)), state: state)
+    let counts = Mutex((packages: 0, errorsSince: 0))
+    consumer.onStreamReceived { stream in
+        stream.onFrameReceived { stream, frame in
+            try stream.state().update("sum", default: 0.0) { $0 += frame["v"]!.sum() ?? 0 }
+            counts.withLock { $0 = ($0.packages + 1, 0) }
+        }
+    }
+    consumer.onError { _, _ in counts.withLock { $0.errorsSince += 1 } }
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await consumer.run() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let (packages, errorsSince) = counts.withLock { $0 }
+            if try await done(packages, errorsSince) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        await consumer.close()
+        try await group.waitForAll()
+    }
+}
+
 /// Every stored "sum" under `directory`, by stream.
 private func storedSums(_ directory: String) throws -> [String: Double] {
     var sums: [String: Double] = [:]
@@ -184,6 +215,41 @@ struct StateTests {
         try await Task.sleep(for: .milliseconds(500))
         #expect(handled == 6)
         #expect(try storedSums(second) == ["a": 78, "b": 78, "c": 78])
+    }
+
+    @Test("a state ahead of the group's offset (its member's commits were refused) is committed by the next member, with no message left to process")
+    func commitsRestoredCheckpoint() async throws {
+        let cluster = try MockCluster(brokers: 1)
+        try cluster.createTopic("ahead", partitions: 1)
+        try cluster.createTopic("ahead-state-ahead-changelog", partitions: 1)
+        let first = temporaryDirectory(), second = temporaryDirectory()
+        defer { for directory in [first, second] { try? FileManager.default.removeItem(atPath: directory) } }
+        try await produce(cluster, "ahead", streams: ["a"], rows: 1...10)
+        let input = [TopicPartition("ahead", 0)]
+        let probe = try KafkaConsumer(settings: ConsumerSettings(bootstrapServers: [cluster.bootstrapServers], group: "g"))
+        func committed() async throws -> Int64? { try await probe.committed(input).first?.offset }
+        let end = try await probe.watermarks(input[0]).high
+
+        // The first member's offset commits are all refused: its state and changelog reach the
+        // end of the input, the group's offset does not (as when a member loses the group
+        // between its state checkpoint and its commit).
+        cluster.pushRequestErrors(.offsetCommit, Array(repeating: .topicAuthorizationFailed, count: 1_000))
+        // A checkpoint after the last package writes the state, then its commit is refused.
+        try await runUntil(cluster, "ahead", group: "g", state: StateOptions(directory: first, name: "ahead-state")) { packages, errorsSince in
+            packages == 10 && errorsSince > 0
+        }
+        cluster.clearRequestErrors(.offsetCommit)
+        #expect(try StateInspector.partitions(under: first).map { try StateInspector.partition(at: $0).checkpoint } == [end])
+        #expect(try await committed() != end, "the first member's commits were refused")
+
+        // The second member restores the state at the end of the input: no message comes, yet
+        // it commits where its state resumes.
+        try await runUntil(cluster, "ahead", group: "g", state: StateOptions(directory: second, name: "ahead-state")) { _, _ in
+            try await committed() == end
+        }
+        #expect(try await committed() == end)
+        await probe.close()
+        #expect(try storedSums(second) == ["a": 55])
     }
 
     @Test("a restore applies the changelog up to its last checkpoint marker, not what follows it")

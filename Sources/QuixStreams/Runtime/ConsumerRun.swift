@@ -202,7 +202,7 @@ final class ConsumerRun: Sendable {
                 worker.taskAdded()
                 state.tasks[partition] = PartitionTask(
                     partition: partition, lane: lanes[worker.index], state: owner.stores?.partition(partition),
-                    floor: state.floors.removeValue(forKey: partition), consumer: owner)
+                    floor: state.floors.removeValue(forKey: partition), resumeOffset: owner.stores?.resumeOffset(partition), consumer: owner)
             }
         }
         await owner.notify(\.assigned, partitions, "the assigned handler")

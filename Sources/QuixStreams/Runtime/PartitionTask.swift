@@ -30,13 +30,21 @@ final class PartitionTask: Sendable {
         var processedTimestamp: Int64?
     }
 
-    init(partition: TopicPartition, lane: Lane, state: PartitionState?, floor: Int64?, consumer: TopicConsumer) {
+    /// - Parameters:
+    ///   - floor: messages below it were processed before (the partition came back while its
+    ///     revocation was handled).
+    ///   - resumeOffset: where the partition's state resumes (its checkpoint). Everything below
+    ///     it is durable, so it counts as processed: the first checkpoint commits it even before
+    ///     a message arrives. The member that wrote the state may have lost the group before its
+    ///     own commit went through, leaving the group's offset behind the state (and behind the
+    ///     end of the input, where no message would ever come to move it).
+    init(partition: TopicPartition, lane: Lane, state: PartitionState?, floor: Int64?, resumeOffset: Int64?, consumer: TopicConsumer) {
         self.partition = partition
         self.lane = lane
         self.state = state
         self.consumer = consumer
         tracker = DeliveryTracker(partition: partition)
-        progress = Mutex(Progress(processed: floor, awaitingFirstMessage: state != nil, floor: floor))
+        progress = Mutex(Progress(processed: floor ?? resumeOffset, awaitingFirstMessage: state != nil, floor: floor))
     }
 
     /// The offset after the last package processed (nil before the first).

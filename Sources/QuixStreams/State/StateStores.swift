@@ -170,6 +170,11 @@ final class StateStores: Sendable {
         logger.warning("state mismatch: going on without the deleted messages", metadata: ["what": "\(what)"])
     }
 
+    /// The offset `partition`'s state resumes from (its checkpoint), until its first message.
+    func resumeOffset(_ partition: TopicPartition) -> Int64? {
+        state.withLock { $0.resumes[partition] }
+    }
+
     func partition(_ partition: TopicPartition) -> PartitionState? {
         state.withLock { $0.open[partition] }
     }
