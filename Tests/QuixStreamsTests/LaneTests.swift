@@ -48,4 +48,23 @@ struct LaneTests {
         lane.push(Array(repeating: KafkaMessage(topic: "t", partition: 0, offset: 0, timestampMilliseconds: nil, key: nil, value: nil, headers: []), count: 10)[...], for: task)
         #expect(flow.inFlight == 0, "the 10 pushed messages were released")
     }
+
+    @Test("a waiting dispatcher is let in once the lanes have drained to half the limit, not for every processed batch")
+    func flowWakesAtHalf() async throws {
+        let flow = FlowControl(limit: 10)
+        await flow.acquire(10)
+        let admitted = Mutex(false)
+        let waiting = Task {
+            await flow.acquire(2)
+            admitted.withLock { $0 = true }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!admitted.withLock { $0 }, "admitted while 10 of 10 were in flight")
+        flow.release(2)  // 8 in flight: the 2 would fit, but the lanes are still more than half full
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!admitted.withLock { $0 }, "woken while 8 of 10 were in flight")
+        flow.release(3)  // 5 in flight: half
+        #expect(await finishes(within: .seconds(5)) { await waiting.value })
+        #expect(admitted.withLock { $0 })
+    }
 }

@@ -153,8 +153,14 @@ final class Lane: Sendable {
 /// Bounds the messages a topic consumer has handed to its lanes and not yet processed: the
 /// dispatcher waits while the lanes are that far behind, the Kafka consumer's own buffer then
 /// fills, and it pauses fetching. Batches, not messages, are counted in and out.
+///
+/// A waiting dispatcher is woken only once the lanes have drained to half the limit, not as
+/// soon as one batch fits: under a backlog each wake-up is a thread switch, and waking for
+/// every processed batch (a partition's run of a poll, a few dozen messages) cost more CPU
+/// than the work it let in.
 final class FlowControl: Sendable {
     private let limit: Int
+    private let resumeBelow: Int
     private struct State {
         var inFlight = 0
         var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
@@ -162,7 +168,10 @@ final class FlowControl: Sendable {
 
     private let state = Mutex(State())
 
-    init(limit: Int) { self.limit = max(1, limit) }
+    init(limit: Int) {
+        self.limit = max(1, limit)
+        resumeBelow = self.limit / 2
+    }
 
     /// Messages handed to lanes and not yet processed or dropped.
     var inFlight: Int { state.withLock { $0.inFlight } }
@@ -193,6 +202,7 @@ final class FlowControl: Sendable {
         let admitted = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.inFlight -= count
             var admitted: [CheckedContinuation<Void, Never>] = []
+            guard state.inFlight <= resumeBelow else { return [] }
             while let first = state.waiters.first, state.inFlight == 0 || state.inFlight + first.count <= limit {
                 state.inFlight += first.count
                 admitted.append(first.continuation)
