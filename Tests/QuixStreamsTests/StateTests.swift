@@ -18,64 +18,59 @@ private func produce(_ cluster: MockCluster, _ topic: String, streams: [String],
     try await producer.close()
 }
 
-/// Runs a stateful consumer that adds every value of `v` to the state key "sum" (and counts
-/// packages) until `packages` packages were handled, then closes it.
+/// Runs a stateful consumer that adds every value of `v` to the state key "sum" until
+/// `packages` packages and errors were handled, then closes it; returns how many were.
 private func runSums(
     _ cluster: MockCluster, _ topic: String, group: String, state: StateOptions, packages: Int,
     handler: (@Sendable (StreamConsumer, TimeseriesFrame) throws -> Void)? = nil
 ) async throws -> Int {
+    let handled = try await runUntil(cluster, topic, group: group, state: state, commit: CommitOptions(everyPackages: 1, interval: nil), handler: handler) {
+        $0.packages + $0.errors >= packages
+    }
+    return handled.packages + handled.errors
+}
+
+/// What a summing consumer handled: packages, errors reported, and errors since the last package.
+private struct Handled: Sendable {
+    var packages = 0
+    var errors = 0
+    var errorsSince = 0
+}
+
+/// Runs a stateful consumer that adds every value of `v` to the state key "sum" until `done`
+/// holds or 60 s passed, then closes it; returns what it handled.
+private func runUntil(
+    _ cluster: MockCluster, _ topic: String, group: String, state: StateOptions,
+    commit: CommitOptions = CommitOptions(everyPackages: nil, interval: .seconds(1)),
+    handler: (@Sendable (StreamConsumer, TimeseriesFrame) throws -> Void)? = nil, _ done: (Handled) async throws -> Bool
+) async throws -> Handled {
     let client = KafkaStreamingClient(brokers: cluster.bootstrapServers) { $0.librdkafka["session.timeout.ms"] = "6000" }
-    let consumer = try TopicConsumer(client: client, topic: topic, group: group, startFrom: .earliest, commit: CommitOptions(everyPackages: 1, interval: nil), state: state)
-    let handled = Mutex(0)
+    let consumer = try TopicConsumer(client: client, topic: topic, group: group, startFrom: .earliest, commit: commit, state: state)
+    let handled = Mutex(Handled())
     consumer.onStreamReceived { stream in
         stream.onFrameReceived { stream, frame in
-            let sums = try stream.state()
-            try sums.update("sum", default: 0.0) { $0 += frame["v"]!.sum() ?? 0 }
+            try stream.state().update("sum", default: 0.0) { $0 += frame["v"]!.sum() ?? 0 }
             try handler?(stream, frame)
-            handled.withLock { $0 += 1 }
+            handled.withLock {
+                $0.packages += 1
+                $0.errorsSince = 0
+            }
         }
     }
-    consumer.onError { _, _ in handled.withLock { $0 += 1 } }
+    consumer.onError { _, _ in
+        handled.withLock {
+            $0.errors += 1
+            $0.errorsSince += 1
+        }
+    }
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await consumer.run() }
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(60)
-        while handled.withLock({ $0 }) < packages && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try await !done(handled.withLock { $0 }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         await consumer.close()
         try await group.waitForAll()
     }
     return handled.withLock { $0 }
-}
-
-/// Runs a stateful summing consumer (a checkpoint every second) until `done` holds or 30 s
-/// passed, then closes it. `done` sees the packages handled and the errors reported since the
-/// last of them.
-private func runUntil(
-    _ cluster: MockCluster, _ topic: String, group: String, state: StateOptions,
-    _ done: (_ packages: Int, _ errorsSince: Int) async throws -> Bool
-) async throws {
-    let client = KafkaStreamingClient(brokers: cluster.bootstrapServers) { $0.librdkafka["session.timeout.ms"] = "6000" }
-    let consumer = try TopicConsumer(
-        client: client, topic: topic, group: group, startFrom: .earliest, commit: CommitOptions(everyPackages: nil, interval: .seconds(1)), state: state)
-    let counts = Mutex((packages: 0, errorsSince: 0))
-    consumer.onStreamReceived { stream in
-        stream.onFrameReceived { stream, frame in
-            try stream.state().update("sum", default: 0.0) { $0 += frame["v"]!.sum() ?? 0 }
-            counts.withLock { $0 = ($0.packages + 1, 0) }
-        }
-    }
-    consumer.onError { _, _ in counts.withLock { $0.errorsSince += 1 } }
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await consumer.run() }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            let (packages, errorsSince) = counts.withLock { $0 }
-            if try await done(packages, errorsSince) { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        await consumer.close()
-        try await group.waitForAll()
-    }
 }
 
 /// Every stored "sum" under `directory`, by stream.
@@ -235,8 +230,8 @@ struct StateTests {
         // between its state checkpoint and its commit).
         cluster.pushRequestErrors(.offsetCommit, Array(repeating: .topicAuthorizationFailed, count: 1_000))
         // A checkpoint after the last package writes the state, then its commit is refused.
-        try await runUntil(cluster, "ahead", group: "g", state: StateOptions(directory: first, name: "ahead-state")) { packages, errorsSince in
-            packages == 10 && errorsSince > 0
+        _ = try await runUntil(cluster, "ahead", group: "g", state: StateOptions(directory: first, name: "ahead-state")) {
+            $0.packages == 10 && $0.errorsSince > 0
         }
         cluster.clearRequestErrors(.offsetCommit)
         #expect(try StateInspector.partitions(under: first).map { try StateInspector.partition(at: $0).checkpoint } == [end])
@@ -244,7 +239,7 @@ struct StateTests {
 
         // The second member restores the state at the end of the input: no message comes, yet
         // it commits where its state resumes.
-        try await runUntil(cluster, "ahead", group: "g", state: StateOptions(directory: second, name: "ahead-state")) { _, _ in
+        _ = try await runUntil(cluster, "ahead", group: "g", state: StateOptions(directory: second, name: "ahead-state")) { _ in
             try await committed() == end
         }
         #expect(try await committed() == end)
