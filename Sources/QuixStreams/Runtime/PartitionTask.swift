@@ -28,23 +28,32 @@ final class PartitionTask: Sendable {
         var uncommitted = 0
         /// The Kafka timestamp of the last package processed.
         var processedTimestamp: Int64?
+        /// Where the partition's state resumes (its checkpoint), until a package is processed.
+        var resumeOffset: Int64?
     }
+
+    /// How long a task that has processed nothing waits before its checkpoint commits where its
+    /// state resumes. Assignments come in bursts while a group rebalances, and a commit made
+    /// then is refused with an illegal generation, which makes librdkafka rejoin: a commit at
+    /// once from every newly assigned idle partition kept a scaling group from settling.
+    static let resumeCommitDelay: Duration = .seconds(10)
+    private let assignedAt = ContinuousClock.now
 
     /// - Parameters:
     ///   - floor: messages below it were processed before (the partition came back while its
     ///     revocation was handled).
     ///   - resumeOffset: where the partition's state resumes (its checkpoint). Everything below
-    ///     it is durable, so it counts as processed: the first checkpoint commits it even before
-    ///     a message arrives. The member that wrote the state may have lost the group before its
-    ///     own commit went through, leaving the group's offset behind the state (and behind the
-    ///     end of the input, where no message would ever come to move it).
+    ///     it is durable, so a checkpoint commits it even when no message arrives (after
+    ///     `resumeCommitDelay`). The member that wrote the state may have lost the group before
+    ///     its own commit went through, leaving the group's offset behind the state (and behind
+    ///     the end of the input, where no message would ever come to move it).
     init(partition: TopicPartition, lane: Lane, state: PartitionState?, floor: Int64?, resumeOffset: Int64?, consumer: TopicConsumer) {
         self.partition = partition
         self.lane = lane
         self.state = state
         self.consumer = consumer
         tracker = DeliveryTracker(partition: partition)
-        progress = Mutex(Progress(processed: floor ?? resumeOffset, awaitingFirstMessage: state != nil, floor: floor))
+        progress = Mutex(Progress(processed: floor, awaitingFirstMessage: state != nil, floor: floor, resumeOffset: resumeOffset))
     }
 
     /// The offset after the last package processed (nil before the first).
@@ -156,12 +165,14 @@ final class PartitionTask: Sendable {
 
     /// Where a checkpoint of this partition may commit now: past every processed package, but
     /// not past one whose rows a consumer or output buffer still holds; and the state changes made
-    /// so far (`savepoint`), of which those of packages before the offset go with it. Nil before
-    /// the first package. The checkpointer still waits for deliveries below the offset.
+    /// so far (`savepoint`), of which those of packages before the offset go with it. Before the
+    /// first package, where the state resumes once the task is `resumeCommitDelay` old, else nil.
+    /// The checkpointer still waits for deliveries below the offset.
     func cut() -> (offset: Int64, savepoint: Int?)? {
+        let settled = ContinuousClock.now - assignedAt >= Self.resumeCommitDelay
         let processed = progress.withLock { progress -> Int64? in
             defer { progress.uncommitted = 0 }
-            return progress.processed
+            return progress.processed ?? (settled ? progress.resumeOffset : nil)
         }
         guard let processed else { return nil }
         // Housekeeping first: its changes belong to the last package processed, so this cut has them.
