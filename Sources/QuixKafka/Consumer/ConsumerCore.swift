@@ -111,7 +111,7 @@ final class ConsumerCore: Sendable {
                 if let error = KafkaError.from(rd_kafka_last_error()) { buffer.push(.error(error)) }
             } else if count > 0 {
                 for event in batcher.events(from: slots[0..<count]) { buffer.push(event) }
-                if waker.tookBatch() { fetchWakes.add(1, ordering: .relaxed) }
+                if waker.tookBatch(count) { fetchWakes.add(1, ordering: .relaxed) }
             }
             if let idle = settings.idleInterval {
                 // Callbacks push too (rebalances, errors): any push restarts the quiet time.
