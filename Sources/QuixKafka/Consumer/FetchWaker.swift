@@ -46,12 +46,12 @@ struct FetchWaker {
         queuedMessagesLimit = Self.queuedMessagesLimit(client)
     }
 
-    /// The client's `queued.min.messages`, as librdkafka holds it.
+    /// The client's `queued.min.messages`, as librdkafka holds it (its default if unreadable).
     private static func queuedMessagesLimit(_ client: OpaquePointer) -> Int {
         var text = [CChar](repeating: 0, count: 32)
         var size = text.count
-        guard rd_kafka_conf_get(rd_kafka_conf(client), "queued.min.messages", &text, &size) == RD_KAFKA_CONF_OK else { return 100_000 }
-        return Int(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) ?? 100_000
+        let read = rd_kafka_conf_get(rd_kafka_conf(client), "queued.min.messages", &text, &size) == RD_KAFKA_CONF_OK
+        return (read ? text.withUnsafeBufferPointer { Int(String(cString: $0.baseAddress!)) } : nil) ?? 100_000
     }
 
     /// The poll thread takes nothing this round: the queue may fill.

@@ -169,10 +169,9 @@ final class PartitionTask: Sendable {
     /// first package, where the state resumes once the task is `resumeCommitDelay` old, else nil.
     /// The checkpointer still waits for deliveries below the offset.
     func cut() -> (offset: Int64, savepoint: Int?)? {
-        let settled = ContinuousClock.now - assignedAt >= Self.resumeCommitDelay
         let processed = progress.withLock { progress -> Int64? in
             defer { progress.uncommitted = 0 }
-            return progress.processed ?? (settled ? progress.resumeOffset : nil)
+            return progress.processed ?? (ContinuousClock.now - assignedAt >= Self.resumeCommitDelay ? progress.resumeOffset : nil)
         }
         guard let processed else { return nil }
         // Housekeeping first: its changes belong to the last package processed, so this cut has them.
